@@ -1,0 +1,66 @@
+"""The environment's configuration: control interval, action set, SLO and reward weights."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from envs.reward import RewardConfig
+from k8s_gpu_rl.config import check
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """How the agent sees and drives the cluster."""
+
+    decision_interval_s: float = 15.0
+    """Cluster time per step (the HPA's sync period)."""
+    slo_ms: float = 100.0
+    """Latency SLO per request. The user's measured p95 is 74 ms and p99 81 ms at 10 users:
+    100 ms leaves the calibrated baseline inside the SLO with ~25 % headroom."""
+    min_replicas: int = 1
+    """Lowest spec.replicas the agent may set."""
+    max_replicas: int = 8
+    """Highest spec.replicas the agent may set."""
+    replica_deltas: tuple[int, ...] = (-2, -1, 0, 1, 2)
+    """The replica changes of the first action component."""
+    share_levels: tuple[int, ...] = (10, 20, 30, 40, 50, 70, 100)
+    """The gpucores levels of the second action component (100 = exclusive GPU)."""
+    gpumem_headroom: float = 1.25
+    """gpumem rule: at least the model's memory x this (rounded up to 256 MiB)."""
+    rps_scale: float = 200.0
+    """Requests per second that normalise to 1 in the observation."""
+    rate_window_s: float = 60.0
+    """Range of the observation's rate() windows."""
+    namespace: str = "default"
+    """Namespace of the Deployment (live backends, PromQL labels)."""
+    deployment: str = "triton-mobilenetv4"
+    """Name of the Triton Deployment."""
+    reward: RewardConfig = field(default_factory=RewardConfig)
+
+    def __post_init__(self) -> None:
+        check(self.decision_interval_s > 0, f"decision_interval_s must be positive, got {self.decision_interval_s}")
+        check(self.slo_ms > 0, f"slo_ms must be positive, got {self.slo_ms}")
+        check(1 <= self.min_replicas <= self.max_replicas,
+              f"need 1 <= min_replicas <= max_replicas, got {self.min_replicas}, {self.max_replicas}")
+        check(len(self.replica_deltas) >= 1 and 0 in self.replica_deltas,
+              f"replica_deltas must contain 0, got {self.replica_deltas}")
+        check(len(self.share_levels) >= 1 and all(0 < s <= 100 for s in self.share_levels),
+              f"share_levels must be gpucores in 1..100, got {self.share_levels}")
+        check(list(self.share_levels) == sorted(set(self.share_levels)),
+              f"share_levels must be increasing and distinct, got {self.share_levels}")
+        check(self.gpumem_headroom >= 1.0, f"gpumem_headroom must be >= 1, got {self.gpumem_headroom}")
+        check(self.rps_scale > 0, f"rps_scale must be positive, got {self.rps_scale}")
+
+
+def gpumem_for(gpucores: int, gpu_memory_mib: int, model_memory_mib: int, headroom: float) -> int:
+    """The gpumem that goes with a gpucores level: the same fraction of the GPU's memory as
+    of its cores, but never less than the model needs x ``headroom`` (so a pod never
+    crashes at load), rounded up to 256 MiB and capped at the GPU's memory."""
+    floor = _round_up(model_memory_mib * headroom, 256)
+    proportional = _round_up(gpucores / 100.0 * gpu_memory_mib, 256)
+    return int(min(gpu_memory_mib, max(floor, proportional)))
+
+
+def _round_up(value: float, step: int) -> int:
+    return int(math.ceil(value / step - 1e-9) * step)

@@ -1,0 +1,225 @@
+"""``K8sGpuEnv``: autoscaling Triton MobileNetV4 on HAMi-shared GPUs as a Gymnasium env."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.backends.base import Backend
+from envs.config import EnvConfig, gpumem_for
+from envs.observation import FEATURE_NAMES, HIGH, normalisers, to_vector
+from envs.reward import combine, interval_kpis, reward_terms
+from envs.sim.config import ClusterConfig, load_cluster_config
+from k8s_gpu_rl.config import from_dict, read_yaml, replace, suggest
+from k8s_gpu_rl.errors import ConfigError
+from loadprofiles import LoadProfile, load_profile
+
+BACKENDS = ("sim",)
+
+
+class K8sGpuEnv(gym.Env):
+    """Scale a Triton MobileNetV4 Deployment's replicas and vGPU share under Locust load.
+
+    ## Description
+    A Kubernetes cluster serves MobileNetV4-Conv-Small with Triton Inference Server, one
+    GPU shared between pods through HAMi (``nvidia.com/gpucores``, ``nvidia.com/gpumem``).
+    Locust users replay a load profile. Every ``decision_interval_s`` (15 s) the agent sees
+    what Prometheus holds (Triton, DCGM, HAMi, kube-state-metrics, cAdvisor), then sets the
+    Deployment's replicas and vGPU share. The default backend, ``"sim"``, simulates the
+    cluster request by request (``envs.sim``), calibrated to the user's RTX 3080 cluster.
+
+    ## Action Space
+    ``MultiDiscrete([len(replica_deltas), len(share_levels)])``:
+
+    | Num | Action | Values |
+    |-----|--------|--------|
+    | 0 | replica change | index into ``replica_deltas``, default (-2, -1, 0, +1, +2) |
+    | 1 | vGPU share | index into ``share_levels``, gpucores (10, 20, 30, 40, 50, 70, 100) |
+
+    gpumem follows gpucores (:func:`envs.config.gpumem_for`): the same fraction of the
+    GPU's memory, at least 1.25 x the model's 1.5 GiB. A new share rolls the pods
+    (maxSurge/maxUnavailable 25 %). Replicas are clipped to ``[min_replicas, max_replicas]``
+    and to what HAMi can place at that share; out-of-range indices are clipped too. Every
+    clip is reported in ``info["action/clipped"]``, never raised.
+
+    ## Observation Space
+    ``Box(0, high, (16,), float32)``, the PromQL results of ``envs.observation``:
+
+    | Num | Observation | Min | Max | Unit (before normalising) |
+    |-----|-------------|-----|-----|------|
+    | 0 | request_rate (1 m) | 0 | 5 | req/s / rps_scale |
+    | 1 | request_rate (5 m) | 0 | 5 | req/s / rps_scale |
+    | 2 | failure_rate | 0 | 5 | req/s / rps_scale |
+    | 3 | server_latency | 0 | 10 | ms / SLO |
+    | 4 | queue_latency | 0 | 10 | ms / SLO |
+    | 5 | batch_size | 0 | 1 | / max_batch_size |
+    | 6 | pending_requests | 0 | 5 | requests / 100 |
+    | 7 | gpu_util (DCGM) | 0 | 1 | % / 100 |
+    | 8 | gpu_memory used | 0 | 1 | fraction |
+    | 9 | cpu_util | 0 | 4 | usage / request |
+    | 10 | replicas_available | 0 | 2 | / max_replicas |
+    | 11 | replicas_desired | 0 | 2 | / max_replicas |
+    | 12 | replicas_unavailable | 0 | 2 | / max_replicas |
+    | 13 | gpu_cores_allocated (HAMi) | 0 | 2 | ratio |
+    | 14 | metrics_age | 0 | 10 | s / scrape interval |
+    | 15 | gpucores | 0 | 1 | % / 100 |
+
+    Values lag the cluster by the scrape interval and the 1-minute rate window, as on a
+    real cluster. Missing data (no scrape yet) reads 0.
+
+    ## Rewards
+    ``w_utilisation * utilisation + w_efficiency * efficiency - w_latency * latency
+    - w_qos * qos_violation`` (``envs.reward``), each term in ``info["reward/<term>"]``.
+
+    ## Starting State
+    The Deployment as the cluster config gives it (default 1 replica, gpucores 50,
+    gpumem 5120 MiB), already Ready, at the start of the load profile.
+
+    ## Episode End
+    Truncated after one pass over the load profile (``ceil(duration / interval)`` steps);
+    never terminated.
+
+    ## Arguments
+    ``gymnasium.make("K8sGpu-v0", profile="mixed", backend="sim", cluster=None,
+    config=None, **overrides)``: ``profile`` is a name or a YAML path; ``cluster`` a
+    shipped cluster name, YAML path, dict or :class:`ClusterConfig`; ``config`` an
+    :class:`EnvConfig`, dict or YAML path; ``overrides`` replace ``EnvConfig`` fields
+    (e.g. ``slo_ms=120``, ``reward={"w_qos": 6}``).
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        profile: str | Path | LoadProfile = "mixed",
+        backend: str = "sim",
+        cluster: str | Path | dict | ClusterConfig | None = None,
+        config: EnvConfig | dict | str | Path | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.profile = profile if isinstance(profile, LoadProfile) else load_profile(profile)
+        self.cluster_config = load_cluster_config(cluster)
+        self.config = _env_config(config, overrides)
+        self._check_share_levels()
+        self.backend: Backend = _make_backend(backend, self.cluster_config, self.profile)
+        c = self.config
+        self.action_space = spaces.MultiDiscrete([len(c.replica_deltas), len(c.share_levels)])
+        self.observation_space = spaces.Box(0.0, HIGH, dtype=np.float32)
+        self._norm = normalisers(
+            c.rps_scale, c.slo_ms, self.backend.max_batch, c.max_replicas, self.backend.scrape_interval_s
+        )
+        self.max_steps = int(np.ceil(self.backend.duration_s / c.decision_interval_s - 1e-9))
+        self.steps = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.backend.reset(int(self.np_random.integers(0, 2**63 - 1)))
+        self.steps = 0
+        return self._observe(), {"time_s": 0.0, "feature_names": FEATURE_NAMES}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        info: dict[str, Any] = {}
+        replicas, gpucores, gpumem = self._decode(action, info)
+        self.backend.apply(replicas, gpucores, gpumem)
+        rec = self.backend.advance(self.config.decision_interval_s)
+        c = self.config
+        k = interval_kpis(rec.latencies_s, rec.ok, c.slo_ms, rec.end_s - rec.start_s,
+                          rec.vgpu_s, rec.gpu_work_s, rec.replica_s)
+        terms = reward_terms(k, c.slo_ms, self.backend.total_gpus)
+        reward = float(combine(terms, c.reward))
+        self.steps += 1
+        dep = self.backend.deployment()
+        info.update({f"reward/{name}": value for name, value in terms.items()})
+        info.update({
+            "reward/total": reward,
+            "autoscale/requests": k.requests, "autoscale/failures": k.failures,
+            "autoscale/mean_latency_ms": k.mean_ms, "autoscale/p50_latency_ms": k.p50_ms,
+            "autoscale/p95_latency_ms": k.p95_ms, "autoscale/p99_latency_ms": k.p99_ms,
+            "autoscale/throughput_rps": k.throughput_rps, "autoscale/qos_violation_rate": k.violation_rate,
+            "autoscale/vgpu_seconds": k.vgpu_s, "autoscale/replica_seconds": k.replica_s,
+            "autoscale/gpu_work_seconds": k.gpu_work_s,
+            "autoscale/replicas_spec": dep.spec_replicas, "autoscale/replicas_ready": dep.ready_replicas,
+            "autoscale/pods_pending": dep.pending_pods, "autoscale/gpucores": dep.gpucores,
+            "autoscale/gpumem_mib": dep.gpumem_mib,
+            "events": rec.events, "time_s": rec.end_s,
+        })
+        truncated = self.steps >= self.max_steps
+        return self._observe(), reward, False, truncated, info
+
+    def _decode(self, action: Any, info: dict[str, Any]) -> tuple[int, int, int]:
+        """Action indices to (replicas, gpucores, gpumem), clipping and reporting."""
+        c = self.config
+        clipped: list[str] = []
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.size != 2 or not np.isfinite(a).all():
+            clipped.append(f"malformed action {action!r}: held the current setting")
+            a = np.array([c.replica_deltas.index(0), self._current_level()], dtype=np.float64)
+        i = int(np.clip(np.rint(a[0]), 0, len(c.replica_deltas) - 1))
+        j = int(np.clip(np.rint(a[1]), 0, len(c.share_levels) - 1))
+        if (i, j) != (a[0], a[1]):
+            clipped.append(f"action {a.tolist()} outside the action space: clipped to [{i}, {j}]")
+        gpucores = c.share_levels[j]
+        gpumem = gpumem_for(gpucores, self.backend.gpu_memory_mib,
+                            self.cluster_config.serving.model_memory_mib, c.gpumem_headroom)
+        spec = self.backend.deployment().spec_replicas
+        requested = spec + c.replica_deltas[i]
+        replicas = int(np.clip(requested, c.min_replicas, c.max_replicas))
+        if replicas != requested:
+            clipped.append(f"replicas {requested} outside [{c.min_replicas}, {c.max_replicas}]")
+        room = self.backend.capacity(gpucores, gpumem)
+        if replicas > room >= c.min_replicas:
+            clipped.append(f"replicas {replicas} exceed what HAMi can place at gpucores={gpucores}: {room}")
+            replicas = room
+        info.update({"action/replica_delta": c.replica_deltas[i], "action/requested_replicas": requested,
+                     "action/replicas": replicas, "action/gpucores": gpucores, "action/clipped": clipped})
+        return replicas, gpucores, gpumem
+
+    def _observe(self) -> np.ndarray:
+        raw = self.backend.observe(self.config.rate_window_s)
+        raw["gpucores"] = float(self.backend.deployment().gpucores)
+        return to_vector(raw, self._norm)
+
+    def _current_level(self) -> int:
+        cores = self.backend.deployment().gpucores
+        return int(np.argmin([abs(level - cores) for level in self.config.share_levels]))
+
+    def _check_share_levels(self) -> None:
+        cores = self.cluster_config.deployment.gpucores
+        if cores not in self.config.share_levels:
+            raise ConfigError(
+                f"the Deployment's initial gpucores {cores} is not one of share_levels "
+                f"{list(self.config.share_levels)}: add it, or change deployment.gpucores"
+            )
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _env_config(config: EnvConfig | dict | str | Path | None, overrides: dict[str, Any]) -> EnvConfig:
+    if isinstance(config, str | Path):
+        config = from_dict(EnvConfig, read_yaml(config), str(config))
+    base = config if isinstance(config, EnvConfig) else from_dict(EnvConfig, config or {}, "config")
+    fields = {f.name for f in dataclasses.fields(EnvConfig)}
+    for key in overrides:
+        if key not in fields:
+            raise ConfigError(
+                f"K8sGpuEnv: unknown argument {key!r}{suggest(key, fields)}; "
+                f"allowed: profile, backend, cluster, config, {', '.join(sorted(fields))}"
+            )
+    return replace(base, "config", **overrides) if overrides else base
+
+
+def _make_backend(name: str, cluster: ClusterConfig, profile: LoadProfile) -> Backend:
+    if name == "sim":
+        from envs.backends.sim import SimBackend
+
+        return SimBackend(cluster, profile)
+    raise ConfigError(f"unknown backend {name!r}{suggest(name, BACKENDS)}; available: {', '.join(BACKENDS)}")

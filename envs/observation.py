@@ -1,0 +1,151 @@
+"""The observation: every feature, its PromQL, and its meaning, for every backend alike.
+
+Each :class:`Feature` names the PromQL the live backends send to Prometheus and the
+normalisation that turns the result into the agent's input. The simulated backend
+evaluates the same functions over its simulated scrapes (``envs.sim.prometheus``), so a
+feature means the same thing, and lags the cluster by the same scrape interval and rate
+window, on every backend. ``{model}``, ``{namespace}``, ``{deployment}`` and ``{window}``
+are filled from the environment's configuration.
+
+| Num | Feature | PromQL (abridged) | Normalised by |
+|-----|---------|-------------------|---------------|
+| 0 | request_rate | ``sum(rate(nv_inference_request_success[1m]))`` | ``rps_scale`` |
+| 1 | request_rate_5m | the same over 5m (trend) | ``rps_scale`` |
+| 2 | failure_rate | ``sum(rate(nv_inference_request_failure[1m]))`` | ``rps_scale`` |
+| 3 | server_latency | request duration / successes (ms) | SLO (ms) |
+| 4 | queue_latency | queue duration / successes (ms) | SLO (ms) |
+| 5 | batch_size | ``nv_inference_count`` / ``nv_inference_exec_count`` rates | max batch |
+| 6 | pending_requests | ``sum(nv_inference_pending_request_count)`` | 100 |
+| 7 | gpu_util | ``avg(avg_over_time(DCGM_FI_DEV_GPU_UTIL[1m]))`` | 100 % |
+| 8 | gpu_memory | ``sum(DCGM_FI_DEV_FB_USED) / sum(USED + FREE)`` | 1 |
+| 9 | cpu_util | cAdvisor CPU rate / CPU requests | 1 |
+| 10 | replicas_available | ``kube_deployment_status_replicas_available`` | max replicas |
+| 11 | replicas_desired | ``kube_deployment_spec_replicas`` | max replicas |
+| 12 | replicas_unavailable | ``kube_deployment_status_replicas_unavailable`` | max replicas |
+| 13 | gpu_cores_allocated | ``avg(hami_gpu_core_allocated_ratio)`` | 1 |
+| 14 | metrics_age | seconds since the newest scrape | scrape interval |
+| 15 | gpucores | the Deployment's current gpucores (the controller's own state) | 100 |
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.sim.prometheus import DEPLOYMENT_GAUGES, GPU_GAUGES, POD_COUNTERS, POD_GAUGES, PromSim
+
+M = '{{model="{model}"}}'
+POD = '{{namespace="{namespace}", pod=~"{deployment}-.*", container="triton"}}'
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One observation feature."""
+
+    name: str
+    promql: str
+    """The query a live backend sends (format fields: model, namespace, deployment, window)."""
+    scale: str
+    """Which normaliser divides it (a key of :func:`normalisers`)."""
+    high: float
+    """Upper bound of the normalised value (the Box's high); values are clipped to it."""
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("request_rate", f"sum(rate(nv_inference_request_success{M}[{{window}}]))", "rps", 5.0),
+    Feature("request_rate_5m", f"sum(rate(nv_inference_request_success{M}[5m]))", "rps", 5.0),
+    Feature("failure_rate", f"sum(rate(nv_inference_request_failure{M}[{{window}}]))", "rps", 5.0),
+    Feature(
+        "server_latency",
+        f"sum(rate(nv_inference_request_duration_us{M}[{{window}}])) / "
+        f"sum(rate(nv_inference_request_success{M}[{{window}}])) / 1000",
+        "slo", 10.0,
+    ),
+    Feature(
+        "queue_latency",
+        f"sum(rate(nv_inference_queue_duration_us{M}[{{window}}])) / "
+        f"sum(rate(nv_inference_request_success{M}[{{window}}])) / 1000",
+        "slo", 10.0,
+    ),
+    Feature(
+        "batch_size",
+        f"sum(rate(nv_inference_count{M}[{{window}}])) / sum(rate(nv_inference_exec_count{M}[{{window}}]))",
+        "batch", 1.0,
+    ),
+    Feature("pending_requests", f"sum(nv_inference_pending_request_count{M})", "hundred", 5.0),
+    Feature("gpu_util", "avg(avg_over_time(DCGM_FI_DEV_GPU_UTIL[{window}]))", "hundred", 1.0),
+    Feature("gpu_memory", "sum(DCGM_FI_DEV_FB_USED) / (sum(DCGM_FI_DEV_FB_USED) + sum(DCGM_FI_DEV_FB_FREE))", "one", 1.0),
+    Feature(
+        "cpu_util",
+        f"sum(rate(container_cpu_usage_seconds_total{POD}[{{window}}])) / "
+        f'sum(kube_pod_container_resource_requests{{{{namespace="{{namespace}}", pod=~"{{deployment}}-.*", resource="cpu"}}}})',
+        "one", 4.0,
+    ),
+    Feature("replicas_available", 'kube_deployment_status_replicas_available{{deployment="{deployment}"}}', "replicas", 2.0),
+    Feature("replicas_desired", 'kube_deployment_spec_replicas{{deployment="{deployment}"}}', "replicas", 2.0),
+    Feature("replicas_unavailable", 'kube_deployment_status_replicas_unavailable{{deployment="{deployment}"}}', "replicas", 2.0),
+    Feature("gpu_cores_allocated", "avg(hami_gpu_core_allocated_ratio)", "one", 2.0),
+    Feature("metrics_age", "time() - max(timestamp(kube_deployment_spec_replicas))", "scrape", 10.0),
+    Feature("gpucores", "", "hundred", 1.0),
+)
+FEATURE_NAMES = tuple(f.name for f in FEATURES)
+HIGH = np.array([f.high for f in FEATURES], dtype=np.float32)
+
+
+def normalisers(rps_scale: float, slo_ms: float, max_batch: int, max_replicas: int, scrape_s: float) -> dict[str, float]:
+    """Divisors by feature ``scale`` key."""
+    return {
+        "rps": rps_scale, "slo": slo_ms, "batch": float(max_batch), "hundred": 100.0,
+        "one": 1.0, "replicas": float(max_replicas), "scrape": scrape_s,
+    }
+
+
+def to_vector(raw: dict[str, float], norm: dict[str, float]) -> np.ndarray:
+    """Normalise raw feature values into the observation; NaN (no data yet) becomes 0."""
+    out = np.zeros(len(FEATURES), dtype=np.float32)
+    for i, f in enumerate(FEATURES):
+        value = raw.get(f.name, math.nan)
+        out[i] = 0.0 if not math.isfinite(value) else value / norm[f.scale]
+    return np.clip(out, 0.0, HIGH)
+
+
+_C = {name: i for i, name in enumerate(POD_COUNTERS)}
+_PG = {name: i for i, name in enumerate(POD_GAUGES)}
+_GG = {name: i for i, name in enumerate(GPU_GAUGES)}
+_DG = {name: i for i, name in enumerate(DEPLOYMENT_GAUGES)}
+
+
+def evaluate_sim(prom: PromSim, now: float, window_s: float) -> dict[str, float]:
+    """Each feature's raw value from simulated Prometheus, as its PromQL would return it."""
+    r1 = prom.sum_rates(now, window_s)
+    ok = r1[_C["nv_inference_request_success"]]
+    raw = {
+        "request_rate": ok,
+        "request_rate_5m": prom.sum_rates(now, 300.0)[_C["nv_inference_request_success"]],
+        "failure_rate": r1[_C["nv_inference_request_failure"]],
+        "server_latency": _ratio(r1[_C["nv_inference_request_duration_us"]], ok) / 1000.0,
+        "queue_latency": _ratio(r1[_C["nv_inference_queue_duration_us"]], ok) / 1000.0,
+        "batch_size": _ratio(r1[_C["nv_inference_count"]], r1[_C["nv_inference_exec_count"]]),
+        "pending_requests": prom.sum_pod_gauge(_PG["nv_inference_pending_request_count"], now),
+        "gpu_util": prom.avg_over_time_gpu(_GG["DCGM_FI_DEV_GPU_UTIL"], now, window_s),
+        "cpu_util": _ratio(
+            r1[_C["container_cpu_usage_seconds_total"]],
+            prom.sum_pod_gauge(_PG["kube_pod_container_resource_requests_cpu_cores"], now),
+        ),
+        "replicas_available": prom.deployment_gauge(_DG["kube_deployment_status_replicas_available"], now),
+        "replicas_desired": prom.deployment_gauge(_DG["kube_deployment_spec_replicas"], now),
+        "replicas_unavailable": prom.deployment_gauge(_DG["kube_deployment_status_replicas_unavailable"], now),
+        "gpu_cores_allocated": prom.gpu_gauge(_GG["hami_gpu_core_allocated_ratio"], now, "avg"),
+    }
+    used = prom.gpu_gauge(_GG["DCGM_FI_DEV_FB_USED"], now, "sum")
+    free = prom.gpu_gauge(_GG["DCGM_FI_DEV_FB_FREE"], now, "sum")
+    raw["gpu_memory"] = _ratio(used, used + free)
+    row = prom.latest_row(now)
+    raw["metrics_age"] = now - float(prom.t[row]) if row is not None else math.nan
+    return raw
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.nan

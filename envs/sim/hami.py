@@ -1,0 +1,112 @@
+"""HAMi's vGPU placement rules as pure functions (Project-HAMi/HAMi, chart v2.10).
+
+A GPU fits a task unless its split count is used up, its free memory or free cores are
+below the request, the task asks gpucores = 100 (exclusive) and the GPU already has a
+task, or all its cores are allocated and the task asks 0 cores. Among nodes with a
+fitting GPU the node policy picks (binpack: the fullest; spread: the emptiest), then the
+GPU policy picks a GPU on that node. A pod that fits nowhere stays Pending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+Policy = Literal["binpack", "spread"]
+
+
+@dataclass(frozen=True)
+class GpuSlot:
+    """What HAMi's scheduler knows of one GPU."""
+
+    index: int
+    """Cluster-wide GPU index."""
+    node: int
+    """Index of the node that holds it."""
+    memory_mib: float
+    """Registered memory (physical x deviceMemoryScaling)."""
+    cores: float
+    """Registered cores (100 x deviceCoreScaling)."""
+    split_count: int
+    """deviceSplitCount."""
+    healthy: bool = True
+    used_tasks: int = 0
+    used_memory_mib: float = 0.0
+    used_cores: float = 0.0
+
+    @property
+    def usage(self) -> float:
+        """A 0..3 fullness score: memory, cores and task slots used, each as a fraction."""
+        return (
+            self.used_memory_mib / self.memory_mib
+            + self.used_cores / self.cores
+            + self.used_tasks / self.split_count
+        )
+
+
+def fits(gpu: GpuSlot, memory_mib: float, cores: float) -> bool:
+    """Whether a task asking ``memory_mib`` and ``cores`` fits on ``gpu``."""
+    if not gpu.healthy or gpu.used_tasks >= gpu.split_count:
+        return False
+    if gpu.memory_mib - gpu.used_memory_mib < memory_mib:
+        return False
+    if gpu.cores - gpu.used_cores < cores:
+        return False
+    if cores >= 100 and gpu.used_tasks > 0:
+        return False
+    return not (cores == 0 and gpu.used_cores >= gpu.cores)
+
+
+def allocate(gpu: GpuSlot, memory_mib: float, cores: float) -> GpuSlot:
+    """``gpu`` with one more task of the given size."""
+    return replace(
+        gpu,
+        used_tasks=gpu.used_tasks + 1,
+        used_memory_mib=gpu.used_memory_mib + memory_mib,
+        used_cores=gpu.used_cores + cores,
+    )
+
+
+def release(gpu: GpuSlot, memory_mib: float, cores: float) -> GpuSlot:
+    """``gpu`` with one task of the given size removed."""
+    return replace(
+        gpu,
+        used_tasks=gpu.used_tasks - 1,
+        used_memory_mib=gpu.used_memory_mib - memory_mib,
+        used_cores=gpu.used_cores - cores,
+    )
+
+
+def place(
+    gpus: list[GpuSlot],
+    memory_mib: float,
+    cores: float,
+    node_policy: Policy = "binpack",
+    gpu_policy: Policy = "spread",
+) -> int | None:
+    """The GPU index HAMi would bind the task to, or ``None`` (the pod stays Pending)."""
+    candidates = [g for g in gpus if fits(g, memory_mib, cores)]
+    if not candidates:
+        return None
+    node_usage: dict[int, float] = {}
+    for g in gpus:
+        if g.healthy:
+            node_usage[g.node] = node_usage.get(g.node, 0.0) + g.usage
+    nodes = sorted({g.node for g in candidates})
+    sign = -1.0 if node_policy == "binpack" else 1.0
+    node = min(nodes, key=lambda n: (sign * node_usage[n], n))
+    on_node = [g for g in candidates if g.node == node]
+    sign = -1.0 if gpu_policy == "binpack" else 1.0
+    return min(on_node, key=lambda g: (sign * g.usage, g.index)).index
+
+
+def capacity(gpus: list[GpuSlot], memory_mib: float, cores: float) -> int:
+    """How many more tasks of this size HAMi can place on ``gpus``, placing greedily."""
+    slots = list(gpus)
+    count = 0
+    while True:
+        chosen = place(slots, memory_mib, cores)
+        if chosen is None:
+            return count
+        slots[chosen] = allocate(slots[chosen], memory_mib, cores)
+        count += 1

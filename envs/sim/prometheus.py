@@ -1,0 +1,199 @@
+"""What Prometheus holds for the simulated cluster, and PromQL's functions over it.
+
+Every scrape appends one row: per pod (one series column per pod, as each pod is its own
+``pod`` label value) Triton's counters and gauges, cAdvisor's CPU counter and HAMi's
+per-container figures; per GPU DCGM's and HAMi's gauges; kube-state-metrics' Deployment
+counts. A scrape that a fault makes Prometheus miss leaves no row, as on a real server.
+
+:func:`extrapolated_rate` is Prometheus' ``rate()`` (``promql/functions.go``
+extrapolatedRate), vectorised over series; the observation therefore lags and smooths
+the cluster exactly as ``sum(rate(x[1m]))`` does on the live backend.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+ROWS = 16  # scrapes kept: enough for a 5-minute window at 30 s
+SERIES = 256  # pod series columns (a pod's column is its uid modulo this)
+LOOKBACK_S = 300.0  # instant-vector lookback delta
+
+# per-pod counters, in the order of envs.sim.state.C_* (the same columns)
+POD_COUNTERS = (
+    "nv_inference_request_success",
+    "nv_inference_request_failure",
+    "nv_inference_count",
+    "nv_inference_exec_count",
+    "nv_inference_request_duration_us",
+    "nv_inference_queue_duration_us",
+    "nv_inference_compute_infer_duration_us",
+    "container_cpu_usage_seconds_total",
+    "hami_container_gpu_busy_seconds",  # internal: integrates HAMi's container utilisation
+)
+POD_GAUGES = (
+    "nv_inference_pending_request_count",
+    "hami_vgpu_memory_used_bytes",
+    "hami_vgpu_memory_limit_bytes",
+    "kube_pod_container_resource_requests_cpu_cores",
+    "kube_pod_container_resource_limits_nvidia_com_gpucores",
+)
+GPU_GAUGES = (
+    "DCGM_FI_DEV_GPU_UTIL",
+    "DCGM_FI_DEV_FB_USED",
+    "DCGM_FI_DEV_FB_FREE",
+    "hami_gpu_core_allocated_ratio",
+    "hami_gpu_memory_allocated_bytes",
+    "hami_gpu_shared_count",
+)
+DEPLOYMENT_GAUGES = (
+    "kube_deployment_spec_replicas",
+    "kube_deployment_status_replicas_available",
+    "kube_deployment_status_replicas_unavailable",
+    "kube_deployment_status_replicas",
+)
+
+
+class PromSim:
+    """A ring of the last :data:`ROWS` scrapes of the simulated cluster's series."""
+
+    def __init__(self, n_gpus: int) -> None:
+        self.t = np.full(ROWS, -np.inf)
+        self.count = 0  # rows ever written
+        self.pod_counters = np.full((ROWS, SERIES, len(POD_COUNTERS)), np.nan)
+        self.pod_gauges = np.full((ROWS, SERIES, len(POD_GAUGES)), np.nan)
+        self.gpu_gauges = np.full((ROWS, n_gpus, len(GPU_GAUGES)), np.nan)
+        self.deployment = np.full((ROWS, len(DEPLOYMENT_GAUGES)), np.nan)
+
+    def new_row(self, t: float) -> int:
+        """Start the row of a scrape at ``t``; return its index."""
+        row = self.count % ROWS
+        self.count += 1
+        self.t[row] = t
+        self.pod_counters[row] = np.nan
+        self.pod_gauges[row] = np.nan
+        self.gpu_gauges[row] = np.nan
+        self.deployment[row] = np.nan
+        return row
+
+    def rows_in(self, now: float, window_s: float) -> np.ndarray:
+        """Row indices of scrapes in ``(now - window_s, now]``, oldest first."""
+        newest = self.count - 1
+        rows = [
+            i % ROWS
+            for i in range(newest, max(-1, newest - ROWS), -1)
+            if now - window_s < self.t[i % ROWS] <= now
+        ]
+        return np.array(rows[::-1], dtype=np.int64)
+
+    def latest_row(self, now: float) -> int | None:
+        """The newest scrape within the lookback delta, or None."""
+        for i in range(self.count - 1, max(-1, self.count - 1 - ROWS), -1):
+            t = self.t[i % ROWS]
+            if now - LOOKBACK_S < t <= now:
+                return i % ROWS
+        return None
+
+    # --- PromQL functions -------------------------------------------------
+    def sum_rates(self, now: float, window_s: float) -> np.ndarray:
+        """``sum(rate(<c>[window]))`` for every pod counter ``c`` at once (NaN: no data)."""
+        out = np.full(len(POD_COUNTERS), np.nan)
+        rows = self.rows_in(now, window_s)
+        if rows.size < 2:
+            return out
+        return _sum_rates(self.t[rows], self.pod_counters[rows], now - window_s, now)
+
+    def sum_rate(self, counter: int, now: float, window_s: float) -> float:
+        """``sum(rate(<pod counter>[window]))``; NaN when no series has two samples."""
+        return float(self.sum_rates(now, window_s)[counter])
+
+    def sum_pod_gauge(self, gauge: int, now: float) -> float:
+        """``sum(<pod gauge>)`` at ``now``: series present in the newest scrape."""
+        row = self.latest_row(now)
+        if row is None:
+            return float("nan")
+        return float(np.nansum(self.pod_gauges[row, :, gauge]))
+
+    def gpu_gauge(self, gauge: int, now: float, how: str = "avg") -> float:
+        """``avg(<gpu gauge>)`` or ``sum(...)`` over GPUs at ``now``."""
+        row = self.latest_row(now)
+        if row is None:
+            return float("nan")
+        values = self.gpu_gauges[row, :, gauge]
+        if not np.isfinite(values).any():
+            return float("nan")
+        return float(np.nanmean(values) if how == "avg" else np.nansum(values))
+
+    def avg_over_time_gpu(self, gauge: int, now: float, window_s: float) -> float:
+        """``avg(avg_over_time(<gpu gauge>[window]))``."""
+        rows = self.rows_in(now, window_s)
+        if rows.size == 0:
+            return float("nan")
+        values = self.gpu_gauges[rows, :, gauge]
+        if not np.isfinite(values).any():
+            return float("nan")
+        return float(np.nanmean(np.nanmean(values, axis=0)))
+
+    def deployment_gauge(self, gauge: int, now: float) -> float:
+        """A kube-state-metrics Deployment gauge at ``now``."""
+        row = self.latest_row(now)
+        return float("nan") if row is None else float(self.deployment[row, gauge])
+
+
+@njit(cache=True)
+def _rate_one(times: np.ndarray, v: np.ndarray, range_start: float, range_end: float) -> float:
+    """Prometheus ``extrapolatedRate`` (promql/functions.go) for one series; NaN: absent."""
+    n = 0
+    first_t = last_t = first_v = last_v = prev = 0.0
+    increase = 0.0
+    for i in range(v.shape[0]):
+        x = v[i]
+        if not np.isfinite(x):
+            continue
+        if n == 0:
+            first_t, first_v = times[i], x
+        elif x < prev:
+            increase += prev  # counter reset
+        prev = x
+        last_t, last_v = times[i], x
+        n += 1
+    if n < 2 or last_t <= first_t:
+        return np.nan
+    increase += last_v - first_v
+    sampled = last_t - first_t
+    avg_gap = sampled / (n - 1)
+    to_start = first_t - range_start
+    to_end = range_end - last_t
+    if increase > 0 and first_v >= 0:
+        to_start = min(to_start, sampled * first_v / increase)
+    threshold = avg_gap * 1.1
+    interval = sampled
+    interval += to_start if to_start < threshold else avg_gap / 2
+    interval += to_end if to_end < threshold else avg_gap / 2
+    return increase * (interval / sampled) / (range_end - range_start)
+
+
+@njit(cache=True)
+def extrapolated_rate(times: np.ndarray, values: np.ndarray, range_start: float, range_end: float) -> np.ndarray:
+    """Prometheus ``rate()`` per column of ``values`` (rows: samples at ``times``; NaN: absent).
+
+    Counter resets add the value before the reset; the result is extrapolated towards the
+    range's edges as Prometheus does (at most half an average sample interval beyond the
+    first/last sample, and never below a zero counter value).
+    """
+    out = np.empty(values.shape[1])
+    for j in range(values.shape[1]):
+        out[j] = _rate_one(times, values[:, j], range_start, range_end)
+    return out
+
+
+@njit(cache=True)
+def _sum_rates(times: np.ndarray, block: np.ndarray, range_start: float, range_end: float) -> np.ndarray:
+    """``sum by () (rate(...))`` for each counter of ``block[sample, series, counter]``."""
+    out = np.full(block.shape[2], np.nan)
+    for j in range(block.shape[1]):
+        for c in range(block.shape[2]):
+            r = _rate_one(times, block[:, j, c], range_start, range_end)
+            if np.isfinite(r):
+                out[c] = r if np.isnan(out[c]) else out[c] + r
+    return out
