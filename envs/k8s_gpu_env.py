@@ -13,11 +13,12 @@ from gymnasium import spaces
 from envs.backends.base import Backend
 from envs.config import EnvConfig, gpumem_for
 from envs.observation import FEATURE_NAMES, HIGH, normalisers, to_vector
+from envs.episode import EpisodeAccumulator
 from envs.reward import combine, interval_kpis, reward_terms
 from envs.sim.config import ClusterConfig, load_cluster_config
 from k8s_gpu_rl.config import from_dict, read_yaml, replace, suggest
 from k8s_gpu_rl.errors import ConfigError
-from loadprofiles import LoadProfile, load_profile
+from loadprofiles import LoadProfile, load_profile, users_at
 
 BACKENDS = ("sim",)
 
@@ -123,6 +124,8 @@ class K8sGpuEnv(gym.Env):
         super().reset(seed=seed)
         self.backend.reset(int(self.np_random.integers(0, 2**63 - 1)))
         self.steps = 0
+        self._episode = EpisodeAccumulator(self.config.slo_ms, self.backend.total_gpus,
+                                           self.backend.gpu_memory_mib)
         return self._observe(), {"time_s": 0.0, "feature_names": FEATURE_NAMES}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -136,7 +139,9 @@ class K8sGpuEnv(gym.Env):
         terms = reward_terms(k, c.slo_ms, self.backend.total_gpus)
         reward = float(combine(terms, c.reward))
         self.steps += 1
+        self._episode.add(rec, terms, reward)
         dep = self.backend.deployment()
+        dt = rec.end_s - rec.start_s
         info.update({f"reward/{name}": value for name, value in terms.items()})
         info.update({
             "reward/total": reward,
@@ -149,9 +154,15 @@ class K8sGpuEnv(gym.Env):
             "autoscale/replicas_spec": dep.spec_replicas, "autoscale/replicas_ready": dep.ready_replicas,
             "autoscale/pods_pending": dep.pending_pods, "autoscale/gpucores": dep.gpucores,
             "autoscale/gpumem_mib": dep.gpumem_mib,
+            "autoscale/users": int(users_at(self.profile, min(rec.end_s, self.profile.duration_s - 1e-9))),
+            "autoscale/gpu_util": rec.gpu_work_s / (dt * self.backend.total_gpus),
+            "autoscale/gpu_memory_util": rec.gpu_memory_mib_s / (dt * self.backend.total_gpus * self.backend.gpu_memory_mib),
+            "autoscale/cpu_util": rec.cpu_s / rec.cpu_request_s if rec.cpu_request_s > 0 else 0.0,
             "events": rec.events, "time_s": rec.end_s,
         })
         truncated = self.steps >= self.max_steps
+        if truncated:
+            info["episode_kpis"] = self._episode.kpis()
         return self._observe(), reward, False, truncated, info
 
     def _decode(self, action: Any, info: dict[str, Any]) -> tuple[int, int, int]:

@@ -66,9 +66,7 @@ def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
         kwargs[key] = _convert(hints[key], value, f"{where}.{key}")
     try:
         return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # ConfigError from __post_init__ included
         raise ConfigError(f"{where}: {exc}") from None
 
 

@@ -26,6 +26,31 @@ class DeploymentState:
     gpumem_mib: int
 
 
+@dataclass(frozen=True)
+class PodMetrics:
+    """One pod as metrics-server and Triton's metrics would describe it now.
+
+    What a baseline controller may read (the HPA's replica calculator reads exactly the
+    phase, the start and readiness times, and the CPU figures)."""
+
+    name: str
+    phase: str
+    """Pending, Starting, Ready, Terminating or CrashLoopBackOff."""
+    created_s: float
+    started_s: float
+    """Container start (inf: not started)."""
+    ready_s: float
+    """Since when the pod has been Ready (inf: not ready)."""
+    cpu_cores: float
+    """metrics-server: mean CPU usage over its last resolution window (NaN: no sample yet)."""
+    cpu_request_cores: float
+    gpucores: int
+    rps: float
+    """Successful inferences per second over the last window (NaN: no sample)."""
+    inflight: float
+    """Requests in the pod (queued or executing), averaged over the last window."""
+
+
 @dataclass
 class IntervalRecord:
     """One decision interval as a backend saw it."""
@@ -38,6 +63,12 @@ class IntervalRecord:
     vgpu_s: float
     gpu_work_s: float
     replica_s: float
+    cpu_s: float = 0.0
+    """CPU seconds the pods used."""
+    cpu_request_s: float = 0.0
+    """Integral of running pods' CPU requests (core-seconds)."""
+    gpu_memory_mib_s: float = 0.0
+    """Integral of GPU memory in use (MiB-seconds)."""
     events: list[str] = field(default_factory=list)
 
 
@@ -68,5 +99,13 @@ class Backend(Protocol):
         ...
 
     def deployment(self) -> DeploymentState: ...
+
+    def pod_metrics(self) -> list[PodMetrics]:
+        """Per-pod figures at the current time (metrics-server and Triton's per-pod metrics)."""
+        ...
+
+    def now_s(self) -> float:
+        """Cluster time since the episode start."""
+        ...
 
     def close(self) -> None: ...

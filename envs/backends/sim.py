@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from envs.backends.base import DeploymentState, IntervalRecord
+import math
+
+import numpy as np
+
+from envs.backends.base import DeploymentState, IntervalRecord, PodMetrics
 from envs.observation import evaluate_sim
+from envs.sim import state as st
 from envs.sim.cluster import SimCluster
 from envs.sim.config import ClusterConfig
 from envs.sim.pods import Phase
 from loadprofiles import LoadProfile
+
+PHASE_NAMES = {Phase.PENDING: "Pending", Phase.STARTING: "Starting", Phase.READY: "Ready",
+               Phase.BACKOFF: "CrashLoopBackOff", Phase.TERMINATING: "Terminating"}
 
 
 class SimBackend:
@@ -25,6 +33,12 @@ class SimBackend:
 
     def reset(self, seed: int) -> None:
         self.cluster = SimCluster(self.config, self.profile, seed)
+        self._snapshots: list[tuple[float, dict[int, np.ndarray]]] = [self._snapshot()]
+
+    def _snapshot(self) -> tuple[float, dict[int, np.ndarray]]:
+        """Per-pod counters now, keyed by pod uid (what the kubelet/Triton expose)."""
+        sim = self.sim
+        return sim.now_s, {p.uid: sim.s.pod_counters[p.slot].copy() for p in sim.pods}
 
     @property
     def sim(self) -> SimCluster:
@@ -41,8 +55,10 @@ class SimBackend:
 
     def advance(self, duration_s: float) -> IntervalRecord:
         iv = self.sim.advance(duration_s)
+        self._snapshots = [self._snapshots[-1], self._snapshot()]
         return IntervalRecord(
-            iv.start_s, iv.end_s, iv.latencies_s, iv.ok, iv.vgpu_s, iv.gpu_work_s, iv.replica_s, iv.events
+            iv.start_s, iv.end_s, iv.latencies_s, iv.ok, iv.vgpu_s, iv.gpu_work_s, iv.replica_s,
+            iv.cpu_s, iv.cpu_request_s, iv.gpu_memory_mib_s, iv.events,
         )
 
     def observe(self, window_s: float) -> dict[str, float]:
@@ -57,6 +73,34 @@ class SimBackend:
             gpucores=sim.template.gpucores,
             gpumem_mib=sim.template.gpumem_mib,
         )
+
+    def pod_metrics(self) -> list[PodMetrics]:
+        """metrics-server's view: usage over the window between its last two samples."""
+        sim = self.sim
+        (t0, before), (t1, after) = self._snapshots[0], self._snapshots[-1]
+        dt = t1 - t0
+        idle = self.config.serving.idle_cpu_cores
+        out = []
+        for pod in sim.pods:
+            if pod.phase == Phase.GONE:
+                continue
+            cpu = rps = inflight = math.nan
+            if dt > 0 and pod.uid in before and pod.uid in after:
+                delta = after[pod.uid] - before[pod.uid]
+                cpu = delta[st.C_CPU_S] / dt + idle
+                rps = delta[st.C_SUCCESS] / dt
+                inflight = delta[st.C_REQUEST_US] / 1e6 / dt
+            ready_s = pod.ready_s if pod.phase in (Phase.READY, Phase.TERMINATING) else math.inf
+            out.append(PodMetrics(
+                name=pod.name, phase=PHASE_NAMES[pod.phase], created_s=pod.created_s,
+                started_s=pod.started_s, ready_s=ready_s, cpu_cores=cpu,
+                cpu_request_cores=self.config.deployment.cpu_request, gpucores=pod.template.gpucores,
+                rps=rps, inflight=inflight,
+            ))
+        return out
+
+    def now_s(self) -> float:
+        return self.sim.now_s
 
     def close(self) -> None:
         self.cluster = None

@@ -41,6 +41,12 @@ class Interval:
     """Integral of ready replicas."""
     gpu_work_s: float = 0.0
     """GPU compute done, in seconds of a whole GPU."""
+    cpu_s: float = 0.0
+    """CPU seconds the pods used (request handling and idle)."""
+    cpu_request_s: float = 0.0
+    """Integral of the CPU requests of running pods (core-seconds)."""
+    gpu_memory_mib_s: float = 0.0
+    """Integral of the GPU memory the pods use (MiB-seconds)."""
     events: list[str] = field(default_factory=list)
     """Faults and notable cluster events, human-readable."""
 
@@ -67,6 +73,7 @@ class SimCluster:
         self._rec_read = 0
         self._events: list[str] = []
         self._capacity_cache: dict[tuple, int] = {}
+        self._retired_cpu_s = 0.0
         self.gpu_healthy = np.ones(len(self.gpu_list), bool)
         self.node_healthy = np.ones(len(config.nodes), bool)
         self._scrape_gap_until = -math.inf
@@ -108,14 +115,17 @@ class SimCluster:
     def advance(self, duration_s: float) -> Interval:
         """Run the cluster for ``duration_s`` seconds of cluster time."""
         start, end = self.now_s, self.now_s + duration_s
-        vgpu_s = replica_s = 0.0
+        vgpu_s = replica_s = running_s = mem_s = 0.0
         work_before = float(self.s.g_work_s.sum())
+        cpu_before = self._cpu_total()
         while True:
             t_next = min(self._next_control_s(), end)
             self._run_kernel(t_next)
-            held, ready = self._held_share()
+            held, ready, running, mem = self._held_share()
             vgpu_s += held * (t_next - self.now_s)
             replica_s += ready * (t_next - self.now_s)
+            running_s += running * (t_next - self.now_s)
+            mem_s += mem * (t_next - self.now_s)
             self.now_s = t_next
             self._handle_instant(t_next)
             if t_next >= end:
@@ -124,19 +134,28 @@ class SimCluster:
         lo, self._rec_read = self._rec_read, n
         events, self._events = self._events, []
         work_s = (float(self.s.g_work_s.sum()) - work_before) / self.config.serving.util_overread
+        cpu_s = self._cpu_total() - cpu_before + running_s * self.config.serving.idle_cpu_cores
         return Interval(
             start, end, self.s.rec_lat_s[lo:n].copy(), self.s.rec_ok[lo:n] == 1,
-            vgpu_s, replica_s, work_s, events,
+            vgpu_s, replica_s, work_s, cpu_s, running_s * self.config.deployment.cpu_request, mem_s, events,
         )
 
-    def _held_share(self) -> tuple[float, int]:
-        """(sum of gpucores/100 of pods holding a GPU, ready pods) since the last instant."""
-        held, ready = 0.0, 0
+    def _cpu_total(self) -> float:
+        """CPU seconds of request handling since the start, over every pod that ever ran."""
+        return self._retired_cpu_s + float(self.s.pod_counters[:, st.C_CPU_S].sum())
+
+    def _held_share(self) -> tuple[float, int, int, float]:
+        """Since the last instant: (sum of gpucores/100 of pods holding a GPU, ready pods,
+        running pods, GPU memory the loaded pods use in MiB)."""
+        held, ready, running, mem = 0.0, 0, 0, 0.0
         for pod in self.pods:
             if pod.gpu >= 0:
                 held += pod.template.gpucores / 100.0
+                running += pod.phase != Phase.BACKOFF
+                if pod.phase in (Phase.READY, Phase.TERMINATING) or pod.loaded_s <= self.now_s:
+                    mem += self.config.serving.model_memory_mib
             ready += pod.phase == Phase.READY
-        return held, ready
+        return held, ready, running, mem
 
     def _run_kernel(self, t_end: float) -> None:
         while kernel.run_until(self.s, t_end, self.ev_t, self.ev_users) == kernel.RECORDS_FULL:
@@ -180,6 +199,10 @@ class SimCluster:
                 if not drained:
                     kernel.kill_now(self.s, pod.slot, t)
                 self._remove(pod)
+                # The pod's vGPU share is free again: the scheduler retries Pending pods
+                # (kube-scheduler requeues them when a pod is deleted). Without this a pod
+                # left Pending for want of that share stayed Pending for good.
+                return True
             else:
                 pod.drain_check_s = t + 1.0
         return False
@@ -208,6 +231,11 @@ class SimCluster:
         pod.loaded_s = t + load_s
         probe_phase = float(self._np_random.uniform(0.0, cfg.readiness_period_s))
         pod.ready_s = math.inf if self._crashes(pod) else pod.loaded_s + probe_phase
+        # A new container is a new Triton process (and a new cAdvisor container): its
+        # counters start from 0, which rate() reads as a counter reset. Keeping the old
+        # values while the idle-CPU term restarted from 0 made a partial drop that rate()
+        # took for a full reset: a CPU-rate spike of ~15x after a quick pod_crash restart.
+        self.s.pod_counters[pod.slot, :] = 0.0
         self._open_slot(pod)
 
     def _open_slot(self, pod: Pod) -> None:
@@ -215,7 +243,11 @@ class SimCluster:
         s.p_accept_from[p] = pod.ready_s
         s.p_accept_until[p] = math.inf
         s.p_kill_at[p] = math.inf
-        s.p_share[p] = pod.template.gpucores / 100.0
+        # HAMi-core starts its core-limit watcher only for 0 < gpucores <= 100: a pod with
+        # gpucores 0 (the default when unset) is not throttled, it competes for the whole GPU.
+        # (Share 0 made every batch take work / 1e-6 s, so all its requests timed out.)
+        cores = pod.template.gpucores
+        s.p_share[p] = cores / 100.0 if cores > 0 else 1.0
         s.p_gpu[p] = pod.gpu
         limit = self.config.deployment.cpu_limit
         servers = max(1, math.ceil(limit))
@@ -234,6 +266,7 @@ class SimCluster:
         self._slot_pod[slot] = pod
         self.pods.append(pod)
         s = self.s
+        self._retired_cpu_s += float(s.pod_counters[slot, st.C_CPU_S])
         s.pod_counters[slot, :] = 0.0
         s.p_head[slot] = s.p_tail[slot] = 0
         s.p_busy_until[slot] = -1.0

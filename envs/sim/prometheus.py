@@ -164,13 +164,17 @@ def _rate_one(times: np.ndarray, v: np.ndarray, range_start: float, range_end: f
     avg_gap = sampled / (n - 1)
     to_start = first_t - range_start
     to_end = range_end - last_t
+    threshold = avg_gap * 1.1
+    if to_start >= threshold:
+        to_start = avg_gap / 2
+    if to_end >= threshold:
+        to_end = avg_gap / 2
+    # The zero-point limit applies after the half-gap choice, as in Prometheus since
+    # PR #13725 (March 2024). Applying it first, as older releases did, let a series that
+    # starts mid-range extrapolate to its zero point although that lies beyond half a gap.
     if increase > 0 and first_v >= 0:
         to_start = min(to_start, sampled * first_v / increase)
-    threshold = avg_gap * 1.1
-    interval = sampled
-    interval += to_start if to_start < threshold else avg_gap / 2
-    interval += to_end if to_end < threshold else avg_gap / 2
-    return increase * (interval / sampled) / (range_end - range_start)
+    return increase * ((sampled + to_start + to_end) / sampled) / (range_end - range_start)
 
 
 @njit(cache=True)

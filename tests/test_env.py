@@ -1,0 +1,163 @@
+"""The environment's API: Gymnasium and SB3 checks, determinism, pickling, vector envs, clipping."""
+
+from __future__ import annotations
+
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+
+import envs
+from envs.k8s_gpu_env import K8sGpuEnv
+from envs.observation import FEATURE_NAMES, FEATURES
+from k8s_gpu_rl.errors import ConfigError
+
+HOLD = np.array([2, 4])  # replica delta 0, gpucores 50 (the initial Deployment)
+
+
+def rollout(env: gym.Env, seed: int, actions: list[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
+    obs, _ = env.reset(seed=seed)
+    observations, rewards = [obs], []
+    for action in actions:
+        obs, reward, _, _, _ = env.step(action)
+        observations.append(obs)
+        rewards.append(reward)
+    return observations, rewards
+
+
+def test_registered_and_made_by_id() -> None:
+    env = gym.make(envs.ENV_ID, profile="high")
+    assert isinstance(env.unwrapped, K8sGpuEnv)
+    assert env.unwrapped.profile.name == "high"
+    assert env.observation_space.shape == (len(FEATURES),)
+
+
+def test_gymnasium_check_env() -> None:
+    gym_check_env(K8sGpuEnv(profile="low"), skip_render_check=True)
+
+
+def test_sb3_check_env() -> None:
+    from stable_baselines3.common.env_checker import check_env
+
+    check_env(K8sGpuEnv(profile="low"), warn=True)
+
+
+def test_same_seed_same_episode_bit_for_bit() -> None:
+    rng = np.random.default_rng(3)
+    actions = [rng.integers(0, [5, 7]) for _ in range(30)]
+    obs_a, rew_a = rollout(K8sGpuEnv(profile="mixed"), 11, actions)
+    obs_b, rew_b = rollout(K8sGpuEnv(profile="mixed"), 11, actions)
+    assert all(np.array_equal(a, b) for a, b in zip(obs_a, obs_b, strict=True))
+    assert rew_a == rew_b
+    _, rew_c = rollout(K8sGpuEnv(profile="mixed"), 12, actions)
+    assert rew_c != rew_a
+
+
+def test_pickled_env_continues_identically() -> None:
+    env = K8sGpuEnv(profile="medium")
+    env.reset(seed=5)
+    for _ in range(4):
+        env.step(HOLD)
+    clone = pickle.loads(pickle.dumps(env))
+    for _ in range(4):
+        a = env.step(np.array([3, 2]))
+        b = clone.step(np.array([3, 2]))
+        assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+
+
+def test_episode_is_one_pass_over_the_profile() -> None:
+    env = K8sGpuEnv(profile="low")
+    env.reset(seed=0)
+    steps, truncated = 0, False
+    while not truncated:
+        _, _, terminated, truncated, info = env.step(HOLD)
+        assert not terminated
+        steps += 1
+    assert steps == int(np.ceil(env.profile.duration_s / 15.0))
+    assert info["time_s"] == pytest.approx(steps * 15.0)
+
+
+def test_info_reports_every_reward_term_and_kpi() -> None:
+    env = K8sGpuEnv(profile="low")
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step(HOLD)
+    terms = ("utilisation", "efficiency", "latency", "qos_violation")
+    w = env.config.reward
+    expected = (w.w_utilisation * info["reward/utilisation"] + w.w_efficiency * info["reward/efficiency"]
+                - w.w_latency * info["reward/latency"] - w.w_qos * info["reward/qos_violation"])
+    assert reward == pytest.approx(expected)
+    assert all(f"reward/{t}" in info for t in terms)
+    assert info["autoscale/requests"] > 100  # 10 users for 15 s at ~13 req/s
+    assert 60 < info["autoscale/p95_latency_ms"] < 100
+    assert info["autoscale/vgpu_seconds"] == pytest.approx(0.5 * 15.0)
+
+
+def test_out_of_range_actions_are_clipped_and_reported() -> None:
+    env = K8sGpuEnv(profile="low", max_replicas=3)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([9, -4]))
+    assert info["action/gpucores"] == 10
+    assert any("outside the action space" in c for c in info["action/clipped"])
+    for _ in range(3):
+        _, _, _, _, info = env.step(np.array([4, 0]))  # +2 replicas each step
+    assert info["action/replicas"] == 3
+    assert any("outside [1, 3]" in c for c in info["action/clipped"])
+    _, _, _, _, info = env.step(np.array([np.nan, 1]))
+    assert any("malformed" in c for c in info["action/clipped"])
+
+
+def test_replicas_clipped_to_what_hami_can_place() -> None:
+    env = K8sGpuEnv(profile="low", max_replicas=8)
+    env.reset(seed=0)
+    for _ in range(3):
+        _, _, _, _, info = env.step(np.array([4, 6]))  # gpucores 100: exclusive, one per GPU
+    assert info["action/replicas"] == 1
+    assert any("HAMi can place" in c for c in info["action/clipped"])
+
+
+def test_observation_names_and_share_feature() -> None:
+    env = K8sGpuEnv(profile="low")
+    obs, info = env.reset(seed=0)
+    assert info["feature_names"] == FEATURE_NAMES
+    assert obs[FEATURE_NAMES.index("gpucores")] == pytest.approx(0.5)
+    for _ in range(6):
+        obs, *_ = env.step(HOLD)
+    rate = obs[FEATURE_NAMES.index("request_rate")] * env.config.rps_scale
+    assert 10 < rate < 16  # the user's 13 req/s, seen through rate()[1m]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"profile": "hihg"}, "did you mean 'high'"),
+        ({"backend": "simm"}, "did you mean 'sim'"),
+        ({"slo_msec": 10}, "did you mean 'slo_ms'"),
+        ({"slo_ms": -5}, "slo_ms must be positive"),
+        ({"cluster": "rtx308"}, "did you mean 'rtx3080'"),
+        ({"reward": {"w_qos": -1}}, "w_qos must be >= 0"),
+        ({"share_levels": [20, 10]}, "increasing"),
+        ({"share_levels": [10, 20]}, "initial gpucores 50"),
+    ],
+)
+def test_bad_arguments_raise_config_error_naming_the_value(kwargs: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        K8sGpuEnv(**kwargs)
+
+
+def test_sb3_vector_envs() -> None:
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    def make() -> gym.Env:
+        return K8sGpuEnv(profile="low")
+
+    for cls in (DummyVecEnv, SubprocVecEnv):
+        venv = cls([make, make])
+        venv.seed(0)
+        obs = venv.reset()
+        assert obs.shape == (2, len(FEATURES))
+        for _ in range(3):
+            obs, rewards, dones, infos = venv.step(np.array([HOLD, HOLD]))
+        assert np.isfinite(rewards).all() and len(infos) == 2
+        venv.close()
