@@ -173,16 +173,17 @@ class K8sGpuEnv(gym.Env):
         if a.size != 2 or not np.isfinite(a).all():
             clipped.append(f"malformed action {action!r}: held the current setting")
             a = np.array([c.replica_deltas.index(0), self._current_level()], dtype=np.float64)
-        i = int(np.clip(np.rint(a[0]), 0, len(c.replica_deltas) - 1))
-        j = int(np.clip(np.rint(a[1]), 0, len(c.share_levels) - 1))
-        if (i, j) != (a[0], a[1]):
+        x, y = float(a[0]), float(a[1])
+        i = min(max(round(x), 0), len(c.replica_deltas) - 1)
+        j = min(max(round(y), 0), len(c.share_levels) - 1)
+        if (i, j) != (x, y):
             clipped.append(f"action {a.tolist()} outside the action space: clipped to [{i}, {j}]")
         gpucores = c.share_levels[j]
         gpumem = gpumem_for(gpucores, self.backend.gpu_memory_mib,
                             self.cluster_config.serving.model_memory_mib, c.gpumem_headroom)
         spec = self.backend.deployment().spec_replicas
         requested = spec + c.replica_deltas[i]
-        replicas = int(np.clip(requested, c.min_replicas, c.max_replicas))
+        replicas = min(max(requested, c.min_replicas), c.max_replicas)
         if replicas != requested:
             clipped.append(f"replicas {requested} outside [{c.min_replicas}, {c.max_replicas}]")
         room = self.backend.capacity(gpucores, gpumem)

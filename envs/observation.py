@@ -119,32 +119,45 @@ _DG = {name: i for i, name in enumerate(DEPLOYMENT_GAUGES)}
 
 def evaluate_sim(prom: PromSim, now: float, window_s: float) -> dict[str, float]:
     """Each feature's raw value from simulated Prometheus, as its PromQL would return it."""
+    row = prom.latest_row(now)
+    if row is None:
+        return {}
     r1 = prom.sum_rates(now, window_s)
     ok = r1[_C["nv_inference_request_success"]]
-    raw = {
+    pods = _nansum_columns(prom.pod_gauges[row])
+    gpus = prom.gpu_gauges[row]
+    present = np.isfinite(gpus[:, 0])
+    util_rows = prom.rows_in(now, window_s)
+    util = prom.gpu_gauges[util_rows, :, _GG["DCGM_FI_DEV_GPU_UTIL"]]
+    util = util[np.isfinite(util)]
+    dep = prom.deployment[row]
+    used = float(gpus[present, _GG["DCGM_FI_DEV_FB_USED"]].sum()) if present.any() else math.nan
+    free = float(gpus[present, _GG["DCGM_FI_DEV_FB_FREE"]].sum()) if present.any() else math.nan
+    return {
         "request_rate": ok,
         "request_rate_5m": prom.sum_rates(now, 300.0)[_C["nv_inference_request_success"]],
         "failure_rate": r1[_C["nv_inference_request_failure"]],
         "server_latency": _ratio(r1[_C["nv_inference_request_duration_us"]], ok) / 1000.0,
         "queue_latency": _ratio(r1[_C["nv_inference_queue_duration_us"]], ok) / 1000.0,
         "batch_size": _ratio(r1[_C["nv_inference_count"]], r1[_C["nv_inference_exec_count"]]),
-        "pending_requests": prom.sum_pod_gauge(_PG["nv_inference_pending_request_count"], now),
-        "gpu_util": prom.avg_over_time_gpu(_GG["DCGM_FI_DEV_GPU_UTIL"], now, window_s),
-        "cpu_util": _ratio(
-            r1[_C["container_cpu_usage_seconds_total"]],
-            prom.sum_pod_gauge(_PG["kube_pod_container_resource_requests_cpu_cores"], now),
-        ),
-        "replicas_available": prom.deployment_gauge(_DG["kube_deployment_status_replicas_available"], now),
-        "replicas_desired": prom.deployment_gauge(_DG["kube_deployment_spec_replicas"], now),
-        "replicas_unavailable": prom.deployment_gauge(_DG["kube_deployment_status_replicas_unavailable"], now),
-        "gpu_cores_allocated": prom.gpu_gauge(_GG["hami_gpu_core_allocated_ratio"], now, "avg"),
+        "pending_requests": pods[_PG["nv_inference_pending_request_count"]],
+        "gpu_util": float(util.mean()) if util.size else math.nan,
+        "gpu_memory": _ratio(used, used + free),
+        "cpu_util": _ratio(r1[_C["container_cpu_usage_seconds_total"]],
+                           pods[_PG["kube_pod_container_resource_requests_cpu_cores"]]),
+        "replicas_available": float(dep[_DG["kube_deployment_status_replicas_available"]]),
+        "replicas_desired": float(dep[_DG["kube_deployment_spec_replicas"]]),
+        "replicas_unavailable": float(dep[_DG["kube_deployment_status_replicas_unavailable"]]),
+        "gpu_cores_allocated": float(gpus[present, _GG["hami_gpu_core_allocated_ratio"]].mean())
+        if present.any() else math.nan,
+        "metrics_age": now - float(prom.t[row]),
     }
-    used = prom.gpu_gauge(_GG["DCGM_FI_DEV_FB_USED"], now, "sum")
-    free = prom.gpu_gauge(_GG["DCGM_FI_DEV_FB_FREE"], now, "sum")
-    raw["gpu_memory"] = _ratio(used, used + free)
-    row = prom.latest_row(now)
-    raw["metrics_age"] = now - float(prom.t[row]) if row is not None else math.nan
-    return raw
+
+
+def _nansum_columns(block: np.ndarray) -> np.ndarray:
+    """Column sums over the series present (a sum over an empty vector is no data: NaN)."""
+    present = np.isfinite(block[:, 0])
+    return block[present].sum(axis=0) if present.any() else np.full(block.shape[1], np.nan)
 
 
 def _ratio(a: float, b: float) -> float:

@@ -22,6 +22,7 @@ from envs.sim.pods import LIVE, Phase, Pod, Template, deletion_order, rollout_pl
 from envs.sim.prometheus import PromSim
 from envs.sim.rng import seed_state
 from envs.sim.scrape import scrape
+from k8s_gpu_rl.errors import BackendError
 from loadprofiles import LoadProfile, user_events
 
 
@@ -62,6 +63,7 @@ class SimCluster:
         max_users = int(self.ev_users.max(initial=0)) + 1
         self.gpu_list = config.gpus
         self.s = st.allocate(max_users, config.max_pods, len(self.gpu_list), 1 << 14)
+        self._cs = kernel.c_state(self.s)
         self._set_params()
         self.s.rng[:] = seed_state(int(self._np_random.integers(0, 2**63)))
         self.s.g_speed[:] = [g.speed for _, g in self.gpu_list]
@@ -86,6 +88,15 @@ class SimCluster:
         self.spec_replicas = dep.replicas
         self.template = Template(dep.gpucores, dep.gpumem_mib)
         self._warm_start()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_cs"]  # raw pointers: rebuilt from the arrays on unpickling
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._cs = kernel.c_state(self.s)
 
     # --- controller verbs -------------------------------------------------
     def scale(self, replicas: int) -> None:
@@ -158,8 +169,11 @@ class SimCluster:
         return held, ready, running, mem
 
     def _run_kernel(self, t_end: float) -> None:
-        while kernel.run_until(self.s, t_end, self.ev_t, self.ev_users) == kernel.RECORDS_FULL:
+        while (status := kernel.run_until(self._cs, t_end, self.ev_t, self.ev_users)) != kernel.DONE:
+            if status != kernel.RECORDS_FULL:
+                raise BackendError(f"serving kernel failed with status {status}")
             self.s = st.grow_records(self.s, 2 * self.s.rec_t.shape[0])
+            self._cs = kernel.c_state(self.s)
 
     def _next_control_s(self) -> float:
         t = min(self._next_scrape_s, self._next_fault_s())
@@ -197,7 +211,7 @@ class SimCluster:
             drained = self.s.p_head[pod.slot] == self.s.p_tail[pod.slot]
             if drained or t >= pod.gone_by_s:
                 if not drained:
-                    kernel.kill_now(self.s, pod.slot, t)
+                    kernel.kill_now(self._cs, pod.slot, t)
                 self._remove(pod)
                 # The pod's vGPU share is free again: the scheduler retries Pending pods
                 # (kube-scheduler requeues them when a pod is deleted). Without this a pod
@@ -254,7 +268,7 @@ class SimCluster:
         s.p_cpu_servers[p] = servers
         s.p_cpu_s[p] = self.config.serving.cpu_ms_per_request / 1000.0 * servers / limit
         s.cpu_free[p, :] = 0.0
-        kernel.refresh_pod(s, p)
+        kernel.refresh_pod(self._cs, p)
 
     def _create_pod(self, t: float) -> Pod | None:
         slot = next((i for i, p in enumerate(self._slot_pod) if p is None), None)
@@ -296,7 +310,7 @@ class SimCluster:
         pod.drain_check_s = t + dep.endpoint_removal_s + 0.5
         self.s.p_accept_until[pod.slot] = t + dep.endpoint_removal_s
         self.s.p_kill_at[pod.slot] = pod.gone_by_s
-        kernel.refresh_pod(self.s, pod.slot)
+        kernel.refresh_pod(self._cs, pod.slot)
 
     def _remove(self, pod: Pod) -> None:
         s, p = self.s, pod.slot
@@ -306,7 +320,7 @@ class SimCluster:
         s.p_gpu[p] = -1
         s.p_head[p] = s.p_tail[p]
         s.p_busy_until[p] = -1.0
-        kernel.refresh_pod(s, p)
+        kernel.refresh_pod(self._cs, p)
         pod.phase = Phase.GONE
         self.pods.remove(pod)
         self._slot_pod[p] = None
@@ -385,7 +399,7 @@ class SimCluster:
             running = [p for p in self.pods if p.phase in (Phase.READY, Phase.STARTING)]
             if running:
                 pod = running[target % len(running)]
-                kernel.kill_now(self.s, pod.slot, t)
+                kernel.kill_now(self._cs, pod.slot, t)
                 pod.restarts += 1
                 self._events.append(f"{t:.0f}s {pod.name} crashed, restarting")
                 self._start_container(pod, t)
@@ -403,7 +417,7 @@ class SimCluster:
             self._recover_at.append((t + duration_s, "node", index))
         self._events.append(f"{t:.0f}s {kind} {index}: {len(hit)} pod(s) lost")
         for pod in hit:
-            kernel.kill_now(self.s, pod.slot, t)
+            kernel.kill_now(self._cs, pod.slot, t)
             self._remove(pod)
         self._reconcile()
 

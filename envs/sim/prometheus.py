@@ -13,7 +13,8 @@ the cluster exactly as ``sum(rate(x[1m]))`` does on the live backend.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from envs.sim import kernel
 
 ROWS = 16  # scrapes kept: enough for a 5-minute window at 30 s
 SERIES = 256  # pod series columns (a pod's column is its uid modulo this)
@@ -101,7 +102,7 @@ class PromSim:
         rows = self.rows_in(now, window_s)
         if rows.size < 2:
             return out
-        return _sum_rates(self.t[rows], self.pod_counters[rows], now - window_s, now)
+        return kernel.sum_rates(self.t[rows], self.pod_counters[rows], now - window_s, now)
 
     def sum_rate(self, counter: int, now: float, window_s: float) -> float:
         """``sum(rate(<pod counter>[window]))``; NaN when no series has two samples."""
@@ -140,64 +141,11 @@ class PromSim:
         return float("nan") if row is None else float(self.deployment[row, gauge])
 
 
-@njit(cache=True)
-def _rate_one(times: np.ndarray, v: np.ndarray, range_start: float, range_end: float) -> float:
-    """Prometheus ``extrapolatedRate`` (promql/functions.go) for one series; NaN: absent."""
-    n = 0
-    first_t = last_t = first_v = last_v = prev = 0.0
-    increase = 0.0
-    for i in range(v.shape[0]):
-        x = v[i]
-        if not np.isfinite(x):
-            continue
-        if n == 0:
-            first_t, first_v = times[i], x
-        elif x < prev:
-            increase += prev  # counter reset
-        prev = x
-        last_t, last_v = times[i], x
-        n += 1
-    if n < 2 or last_t <= first_t:
-        return np.nan
-    increase += last_v - first_v
-    sampled = last_t - first_t
-    avg_gap = sampled / (n - 1)
-    to_start = first_t - range_start
-    to_end = range_end - last_t
-    threshold = avg_gap * 1.1
-    if to_start >= threshold:
-        to_start = avg_gap / 2
-    if to_end >= threshold:
-        to_end = avg_gap / 2
-    # The zero-point limit applies after the half-gap choice, as in Prometheus since
-    # PR #13725 (March 2024). Applying it first, as older releases did, let a series that
-    # starts mid-range extrapolate to its zero point although that lies beyond half a gap.
-    if increase > 0 and first_v >= 0:
-        to_start = min(to_start, sampled * first_v / increase)
-    return increase * ((sampled + to_start + to_end) / sampled) / (range_end - range_start)
-
-
-@njit(cache=True)
 def extrapolated_rate(times: np.ndarray, values: np.ndarray, range_start: float, range_end: float) -> np.ndarray:
     """Prometheus ``rate()`` per column of ``values`` (rows: samples at ``times``; NaN: absent).
 
     Counter resets add the value before the reset; the result is extrapolated towards the
     range's edges as Prometheus does (at most half an average sample interval beyond the
-    first/last sample, and never below a zero counter value).
+    first/last sample, and never below a zero counter value). Implemented in kernel.c.
     """
-    out = np.empty(values.shape[1])
-    for j in range(values.shape[1]):
-        out[j] = _rate_one(times, values[:, j], range_start, range_end)
-    return out
-
-
-@njit(cache=True)
-def _sum_rates(times: np.ndarray, block: np.ndarray, range_start: float, range_end: float) -> np.ndarray:
-    """``sum by () (rate(...))`` for each counter of ``block[sample, series, counter]``."""
-    out = np.full(block.shape[2], np.nan)
-    for j in range(block.shape[1]):
-        for c in range(block.shape[2]):
-            r = _rate_one(times, block[:, j, c], range_start, range_end)
-            if np.isfinite(r):
-                out[c] = r if np.isnan(out[c]) else out[c] + r
-    return out
+    return kernel.rates(times, values, range_start, range_end)

@@ -1,8 +1,8 @@
 """The serving state the compiled kernel advances: users, requests, pods and counters.
 
-Everything is a preallocated NumPy array so that the kernel (``envs.sim.kernel``) can run
-in nopython mode and resume exactly where it stopped. :class:`ServingState` is a
-``NamedTuple`` because numba passes those to compiled code as one argument.
+Everything is a preallocated NumPy array owned by Python; the C kernel
+(``envs/sim/kernel.c`` through ``envs.sim.kernel``) works on them in place and resumes
+exactly where it stopped. The C ``State`` struct mirrors these fields.
 
 Index constants name the columns of the packed arrays:
 
@@ -51,8 +51,6 @@ N_COUNTERS = 9
 
 # int64 bookkeeping
 K_HEAP_N = 0  # entries in the send heap
-K_TO_HEAD = 1  # timeout ring head (monotone counter)
-K_TO_TAIL = 2  # timeout ring tail (monotone counter)
 K_REC_N = 3  # client records written
 K_N_PODS = 4  # pod slots in use (upper bound of the scan)
 K_USERS = 5  # users currently running
@@ -81,10 +79,7 @@ class ServingState(NamedTuple):
     h_t: np.ndarray
     h_u: np.ndarray
     h_g: np.ndarray
-    # client timeouts (FIFO ring: deadlines are monotone)
-    to_t: np.ndarray
-    to_u: np.ndarray
-    to_g: np.ndarray
+    timeout_next: np.ndarray  # float64[1], no later than the earliest waiting deadline
     # pods
     p_accept_from: np.ndarray  # float64[P], first instant the pod is an endpoint (inf: never)
     p_accept_until: np.ndarray  # float64[P], removed from endpoints (inf: not yet)
@@ -121,7 +116,6 @@ def allocate(
     """Arrays sized for at most ``max_users`` users and ``max_pods`` pod slots."""
     users = max(1, max_users)
     queue = 1 << int(np.ceil(np.log2(max(users, 2) + 1)))  # >= users: never overflows
-    timeouts = 1 << 18
     f8 = np.float64
     return ServingState(
         params=np.zeros(N_PARAMS, f8),
@@ -137,9 +131,7 @@ def allocate(
         h_t=np.zeros(4 * users + 64, f8),
         h_u=np.zeros(4 * users + 64, np.int64),
         h_g=np.zeros(4 * users + 64, np.int64),
-        to_t=np.zeros(timeouts, f8),
-        to_u=np.zeros(timeouts, np.int64),
-        to_g=np.zeros(timeouts, np.int64),
+        timeout_next=np.full(1, np.inf),
         p_accept_from=np.full(max_pods, np.inf),
         p_accept_until=np.full(max_pods, np.inf),
         p_kill_at=np.full(max_pods, np.inf),

@@ -1,0 +1,1 @@
+"""Baseline autoscaling policies (HPA, static, oracle) compared against the RL agent."""

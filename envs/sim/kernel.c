@@ -1,0 +1,399 @@
+/*
+ * The request-by-request serving kernel of the simulated cluster (see kernel.py for the
+ * model it implements and the Python side that owns every array). Compiled on first use
+ * by envs/sim/ckernel.py with the system C compiler and called through ctypes.
+ *
+ * A request's path: a Locust user sends; kube-proxy picks a ready endpoint (random per
+ * request, or the user's kept-alive connection); after the uplink one of the pod's CPU
+ * workers parses it (FIFO); Triton's dynamic batcher dispatches when the model instance
+ * is idle and max_batch requests wait or the oldest waited max_queue_delay; the batch
+ * runs (base + per_item * n) / effective_share on the GPU; the response travels back
+ * (log-normal transport with a rare slow tail); the user records the latency unless its
+ * timeout fired first, thinks between(min, max) and sends again.
+ *
+ * Ordering structures: a binary heap of user sends; per pod a FIFO of requests (their
+ * batcher arrival times are monotone because uplink and CPU time are constant per pod);
+ * and one instant, timeout_next, no later than the earliest deadline of a waiting user:
+ * when it comes, a scan of the users fails those whose deadline has come and finds the
+ * next. A request that is answered first only makes that instant early, never late, so
+ * timeouts fire exactly on time at the cost of about one scan per timeout period.
+ */
+#include <math.h>
+#include <stdint.h>
+
+/* params: keep in sync with envs/sim/state.py */
+enum {
+    P_THINK_MIN_S, P_THINK_MAX_S, P_UPLINK_S, P_TRANSPORT_MEDIAN_S, P_TRANSPORT_SIGMA,
+    P_TAIL_PROB, P_TAIL_MEAN_S, P_TIMEOUT_S, P_REFUSED_S, P_MAX_QUEUE_DELAY_S,
+    P_BATCH_BASE_S, P_BATCH_PER_ITEM_S, P_CORE_LIMIT_STRENGTH, P_STICKY_CONNECTIONS,
+    P_MAX_BATCH, P_UTIL_OVERREAD
+};
+enum {
+    C_SUCCESS, C_FAILURE, C_INFERENCES, C_EXECUTIONS, C_REQUEST_US, C_QUEUE_US,
+    C_COMPUTE_US, C_CPU_S, C_GPU_BUSY_S
+};
+enum {
+    K_HEAP_N, K_UNUSED1, K_UNUSED2, K_REC_N, K_N_PODS, K_USERS, K_CURRENT_SECOND,
+    K_EVENT_POS
+};
+enum { DONE = 0, RECORDS_FULL = 1, HEAP_OVERFLOW = 2 };
+#define GPU_HIST_S 128
+
+typedef struct {
+    double *params; uint64_t *rng; int64_t *ctr; double *now; int64_t *events;
+    int8_t *u_active; int64_t *u_gen; int8_t *u_waiting; double *u_send_t; int64_t *u_pod;
+    int64_t n_users;
+    double *h_t; int64_t *h_u; int64_t *h_g; int64_t heap_cap;
+    double *p_accept_from, *p_accept_until, *p_kill_at, *p_share;
+    int64_t *p_gpu, *p_cpu_servers;
+    double *p_cpu_s, *p_busy_until, *p_next;
+    int64_t *p_batch_n; double *p_batch_t; int64_t *p_head, *p_tail;
+    double *q_enq, *q_arr; int64_t *q_user, *q_gen; int64_t q_cap;
+    double *cpu_free; int64_t cpu_k;
+    double *pod_counters; int64_t n_counters;
+    double *g_speed, *g_work_s, *g_hist; int64_t n_gpus;
+    double *rec_t, *rec_lat_s; int8_t *rec_ok; int64_t rec_cap;
+    double *timeout_next;  /* [1]: next instant a client timeout can fire (inf: none) */
+} State;
+
+/* ---- random numbers: SplitMix64, as envs/sim/rng.py ---- */
+static inline uint64_t next_u64(State *s) {
+    uint64_t z = (s->rng[0] += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+static inline double uniform(State *s) { return (double)(next_u64(s) >> 11) * (1.0 / 9007199254740992.0); }
+static inline double standard_normal(State *s) {
+    double u1 = 1.0 - uniform(s), u2 = uniform(s);
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+#define Q(p, i) ((p) * s->q_cap + ((i) & (s->q_cap - 1)))
+#define COUNTER(p, c) s->pod_counters[(p) * s->n_counters + (c)]
+
+/* ---- the send heap ---- */
+static int heap_push(State *s, double t, int64_t user, int64_t gen) {
+    int64_t i = s->ctr[K_HEAP_N];
+    if (i >= s->heap_cap) return 0;
+    s->ctr[K_HEAP_N] = i + 1;
+    while (i > 0) {
+        int64_t parent = (i - 1) >> 1;
+        if (s->h_t[parent] <= t) break;
+        s->h_t[i] = s->h_t[parent]; s->h_u[i] = s->h_u[parent]; s->h_g[i] = s->h_g[parent];
+        i = parent;
+    }
+    s->h_t[i] = t; s->h_u[i] = user; s->h_g[i] = gen;
+    return 1;
+}
+
+static void heap_pop(State *s) {
+    int64_t n = --s->ctr[K_HEAP_N];
+    double t = s->h_t[n]; int64_t user = s->h_u[n], gen = s->h_g[n];
+    int64_t i = 0;
+    for (;;) {
+        int64_t child = 2 * i + 1;
+        if (child >= n) break;
+        if (child + 1 < n && s->h_t[child + 1] < s->h_t[child]) child++;
+        if (s->h_t[child] >= t) break;
+        s->h_t[i] = s->h_t[child]; s->h_u[i] = s->h_u[child]; s->h_g[i] = s->h_g[child];
+        i = child;
+    }
+    s->h_t[i] = t; s->h_u[i] = user; s->h_g[i] = gen;
+}
+
+static int overflow;  /* set when the heap is full: run_until reports it */
+
+static void record(State *s, double t, double latency_s, int8_t ok) {
+    int64_t n = s->ctr[K_REC_N]++;
+    s->rec_t[n] = t; s->rec_lat_s[n] = latency_s; s->rec_ok[n] = ok;
+}
+
+static void think(State *s, int64_t user, double t) {
+    double lo = s->params[P_THINK_MIN_S], hi = s->params[P_THINK_MAX_S];
+    if (!heap_push(s, t + lo + (hi - lo) * uniform(s), user, s->u_gen[user])) overflow = 1;
+}
+
+static void fail(State *s, int64_t user, double t, double latency_s) {
+    record(s, t, latency_s, 0);
+    s->u_waiting[user] = 0;
+    think(s, user, t);
+}
+
+static double transport_s(State *s) {
+    const double *pr = s->params;
+    double total = pr[P_TRANSPORT_MEDIAN_S] * exp(pr[P_TRANSPORT_SIGMA] * standard_normal(s));
+    if (uniform(s) < pr[P_TAIL_PROB]) total += -pr[P_TAIL_MEAN_S] * log(1.0 - uniform(s));
+    double down = total - pr[P_UPLINK_S];
+    return down > 0.0 ? down : 0.0;
+}
+
+static inline int ready(State *s, int64_t p, double t) {
+    return s->p_accept_from[p] <= t && t < s->p_accept_until[p];
+}
+
+static int64_t pick_pod(State *s, int64_t user, double t) {
+    if (s->params[P_STICKY_CONNECTIONS] > 0.5) {
+        int64_t p = s->u_pod[user];
+        if (p >= 0 && ready(s, p, t)) return p;
+    }
+    int64_t n_ready = 0, n_pods = s->ctr[K_N_PODS];
+    for (int64_t p = 0; p < n_pods; p++) n_ready += ready(s, p, t);
+    if (n_ready == 0) return -1;
+    int64_t k = (int64_t)(uniform(s) * (double)n_ready);
+    for (int64_t p = 0; p < n_pods; p++) {
+        if (ready(s, p, t)) {
+            if (k == 0) { s->u_pod[user] = p; return p; }
+            k--;
+        }
+    }
+    return -1;
+}
+
+static double pod_next(State *s, int64_t p, double now) {
+    double t;
+    if (s->p_busy_until[p] >= 0.0) {
+        t = s->p_busy_until[p];
+    } else if (s->p_head[p] < s->p_tail[p]) {
+        int64_t head = s->p_head[p], max_batch = (int64_t)s->params[P_MAX_BATCH];
+        t = s->q_enq[Q(p, head)] + s->params[P_MAX_QUEUE_DELAY_S];
+        if (s->p_tail[p] - head >= max_batch) {
+            double full = s->q_enq[Q(p, head + max_batch - 1)];
+            if (full < t) t = full;
+        }
+        if (t < now) t = now;
+    } else {
+        t = INFINITY;
+    }
+    return t < s->p_kill_at[p] ? t : s->p_kill_at[p];
+}
+
+static void send(State *s, int64_t user, double t) {
+    const double *pr = s->params;
+    s->u_gen[user]++;
+    int64_t p = pick_pod(s, user, t);
+    if (p < 0) {
+        record(s, t + pr[P_REFUSED_S], pr[P_REFUSED_S], 0);
+        think(s, user, t + pr[P_REFUSED_S]);
+        return;
+    }
+    s->u_waiting[user] = 1;
+    s->u_send_t[user] = t;
+    double arrive = t + pr[P_UPLINK_S];
+    double *free_at = s->cpu_free + p * s->cpu_k;
+    int64_t best = 0;
+    for (int64_t k = 1; k < s->p_cpu_servers[p]; k++)
+        if (free_at[k] < free_at[best]) best = k;
+    double finish = (arrive > free_at[best] ? arrive : free_at[best]) + s->p_cpu_s[p];
+    free_at[best] = finish;
+    COUNTER(p, C_CPU_S) += s->p_cpu_s[p];
+    int64_t i = Q(p, s->p_tail[p]);
+    s->q_enq[i] = finish; s->q_arr[i] = arrive; s->q_user[i] = user; s->q_gen[i] = s->u_gen[user];
+    s->p_tail[p]++;
+    double deadline = t + pr[P_TIMEOUT_S];
+    if (deadline < s->timeout_next[0]) s->timeout_next[0] = deadline;
+    s->p_next[p] = pod_next(s, p, t);
+}
+
+static double effective_share(State *s, int64_t p, double t) {
+    double strength = s->params[P_CORE_LIMIT_STRENGTH];
+    double own = strength * s->p_share[p] + (1.0 - strength), total = own;
+    int64_t gpu = s->p_gpu[p], n_pods = s->ctr[K_N_PODS];
+    for (int64_t q = 0; q < n_pods; q++)
+        if (q != p && s->p_gpu[q] == gpu && s->p_busy_until[q] > t)
+            total += strength * s->p_share[q] + (1.0 - strength);
+    return own / (total > 1.0 ? total : 1.0) * s->g_speed[gpu];
+}
+
+static void dispatch(State *s, int64_t p, double t) {
+    const double *pr = s->params;
+    int64_t head = s->p_head[p], n = 0, max_batch = (int64_t)pr[P_MAX_BATCH];
+    double queued_s = 0.0;
+    while (n < max_batch && head + n < s->p_tail[p]) {
+        double enq = s->q_enq[Q(p, head + n)];
+        if (enq > t) break;
+        queued_s += t - enq;
+        n++;
+    }
+    if (n == 0) { s->p_next[p] = pod_next(s, p, t); return; }
+    double work_s = pr[P_BATCH_BASE_S] + pr[P_BATCH_PER_ITEM_S] * (double)n;
+    double share = effective_share(s, p, t);
+    double wall_s = work_s / (share > 1e-6 ? share : 1e-6);
+    s->p_busy_until[p] = t + wall_s;
+    s->p_batch_n[p] = n;
+    s->p_batch_t[p] = t;
+    COUNTER(p, C_EXECUTIONS) += 1.0;
+    COUNTER(p, C_INFERENCES) += (double)n;
+    COUNTER(p, C_QUEUE_US) += queued_s * 1e6;
+    COUNTER(p, C_COMPUTE_US) += wall_s * 1e6;
+    COUNTER(p, C_GPU_BUSY_S) += work_s;
+    s->g_work_s[s->p_gpu[p]] += work_s * pr[P_UTIL_OVERREAD];
+    s->p_next[p] = s->p_busy_until[p];
+}
+
+static void complete(State *s, int64_t p, double t) {
+    double timeout_s = s->params[P_TIMEOUT_S];
+    int64_t head = s->p_head[p], n = s->p_batch_n[p];
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = Q(p, head + i), user = s->q_user[k];
+        COUNTER(p, C_SUCCESS) += 1.0;
+        COUNTER(p, C_REQUEST_US) += (t - s->q_arr[k]) * 1e6;
+        if (s->u_gen[user] != s->q_gen[k] || s->u_waiting[user] == 0) continue;
+        double response_t = t + transport_s(s);
+        double latency_s = response_t - s->u_send_t[user];
+        if (latency_s <= timeout_s) {
+            record(s, response_t, latency_s, 1);
+            s->u_waiting[user] = 0;
+            think(s, user, response_t);
+        }
+    }
+    s->p_head[p] = head + n;
+    s->p_batch_n[p] = 0;
+    s->p_busy_until[p] = -1.0;
+    s->p_next[p] = pod_next(s, p, t);
+}
+
+void kill_now(State *s, int64_t p, double t) {
+    for (int64_t i = s->p_head[p]; i < s->p_tail[p]; i++) {
+        int64_t k = Q(p, i), user = s->q_user[k];
+        COUNTER(p, C_FAILURE) += 1.0;
+        if (s->u_gen[user] == s->q_gen[k] && s->u_waiting[user] == 1)
+            fail(s, user, t, t - s->u_send_t[user]);
+    }
+    s->p_head[p] = s->p_tail[p];
+    s->p_batch_n[p] = 0;
+    s->p_busy_until[p] = -1.0;
+    s->p_accept_from[p] = INFINITY;
+    if (t < s->p_accept_until[p]) s->p_accept_until[p] = t;
+    s->p_kill_at[p] = INFINITY;
+    s->p_next[p] = INFINITY;
+}
+
+static void pod_event(State *s, int64_t p, double t) {
+    if (s->p_kill_at[p] <= t) kill_now(s, p, t);
+    else if (s->p_busy_until[p] >= 0.0) complete(s, p, t);
+    else dispatch(s, p, t);
+}
+
+static void set_users(State *s, int64_t count, double t) {
+    int64_t current = s->ctr[K_USERS];
+    for (int64_t user = current; user < count; user++) {
+        s->u_gen[user]++;
+        s->u_waiting[user] = 0;
+        s->u_pod[user] = -1;
+        if (!heap_push(s, t, user, s->u_gen[user])) overflow = 1;
+    }
+    for (int64_t user = count; user < current; user++) {
+        s->u_gen[user]++;  /* stops the user: its pending send and request go stale */
+        s->u_waiting[user] = 0;
+    }
+    s->ctr[K_USERS] = count;
+}
+
+/* Fail the requests whose deadline has come; find the next deadline (or the next scan). */
+static void timeouts(State *s, double t) {
+    double timeout_s = s->params[P_TIMEOUT_S], next = INFINITY;
+    for (int64_t user = 0; user < s->ctr[K_USERS]; user++) {
+        if (!s->u_waiting[user]) continue;
+        double deadline = s->u_send_t[user] + timeout_s;
+        if (deadline <= t) fail(s, user, deadline, timeout_s);
+        else if (deadline < next) next = deadline;
+    }
+    s->timeout_next[0] = next;
+}
+
+static void tick(State *s, int64_t second) {
+    int64_t row = second % GPU_HIST_S;
+    for (int64_t g = 0; g < s->n_gpus; g++) s->g_hist[row * s->n_gpus + g] = s->g_work_s[g];
+    s->ctr[K_CURRENT_SECOND] = second;
+}
+
+int run_until(State *s, double t_end, const double *ev_t, const int64_t *ev_users, int64_t n_events) {
+    int64_t margin = s->q_cap + (int64_t)s->params[P_MAX_BATCH] + s->n_users + 2;
+    overflow = 0;
+    for (;;) {
+        if (overflow) return HEAP_OVERFLOW;
+        if (s->ctr[K_REC_N] + margin > s->rec_cap) return RECORDS_FULL;
+        double best = INFINITY;
+        int kind = -1;
+        if (s->ctr[K_HEAP_N] > 0) { best = s->h_t[0]; kind = 0; }
+        if (s->timeout_next[0] < best) { best = s->timeout_next[0]; kind = 1; }
+        int64_t pos = s->ctr[K_EVENT_POS];
+        if (pos < n_events && ev_t[pos] < best) { best = ev_t[pos]; kind = 2; }
+        double tick_t = (double)(s->ctr[K_CURRENT_SECOND] + 1);
+        if (tick_t < best) { best = tick_t; kind = 3; }
+        int64_t pod = -1, n_pods = s->ctr[K_N_PODS];
+        for (int64_t p = 0; p < n_pods; p++)
+            if (s->p_next[p] < best) { best = s->p_next[p]; pod = p; }
+        if (pod >= 0) kind = 4;
+        if (best >= t_end) { s->now[0] = t_end; return DONE; }
+        s->now[0] = best;
+        s->events[kind]++;
+        switch (kind) {
+        case 0: {
+            int64_t user = s->h_u[0], gen = s->h_g[0];
+            heap_pop(s);
+            if (gen == s->u_gen[user] && user < s->ctr[K_USERS]) send(s, user, best);
+            break;
+        }
+        case 1: timeouts(s, best); break;
+        case 2: set_users(s, ev_users[pos], best); s->ctr[K_EVENT_POS] = pos + 1; break;
+        case 3: tick(s, (int64_t)tick_t); break;
+        default: pod_event(s, pod, best);
+        }
+    }
+}
+
+void refresh_pod(State *s, int64_t p) { s->p_next[p] = pod_next(s, p, s->now[0]); }
+
+/* Prometheus extrapolatedRate (promql/functions.go) for one series; NaN when absent. */
+static double rate_one(const double *times, const double *v, int64_t n_samples, int64_t stride,
+                       double range_start, double range_end) {
+    int64_t n = 0;
+    double first_t = 0, last_t = 0, first_v = 0, last_v = 0, prev = 0, increase = 0;
+    for (int64_t i = 0; i < n_samples; i++) {
+        double x = v[i * stride];
+        if (!isfinite(x)) continue;
+        if (n == 0) { first_t = times[i]; first_v = x; }
+        else if (x < prev) increase += prev;  /* counter reset */
+        prev = x; last_t = times[i]; last_v = x; n++;
+    }
+    if (n < 2 || last_t <= first_t) return NAN;
+    increase += last_v - first_v;
+    double sampled = last_t - first_t, avg_gap = sampled / (double)(n - 1);
+    double to_start = first_t - range_start, to_end = range_end - last_t;
+    double threshold = avg_gap * 1.1;
+    if (to_start >= threshold) to_start = avg_gap / 2;
+    if (increase > 0 && first_v >= 0) {  /* a counter never extrapolates below zero */
+        double to_zero = sampled * first_v / increase;
+        if (to_zero < to_start) to_start = to_zero;
+    }
+    if (to_end >= threshold) to_end = avg_gap / 2;
+    double interval = sampled + to_start + to_end;
+    return increase * (interval / sampled) / (range_end - range_start);
+}
+
+/* rate() of each column of values[n_samples][n_cols] (row-major) into out[n_cols]. */
+void rates(const double *times, const double *values, int64_t n_samples, int64_t n_cols,
+           double range_start, double range_end, double *out) {
+    for (int64_t j = 0; j < n_cols; j++)
+        out[j] = rate_one(times, values + j, n_samples, n_cols, range_start, range_end);
+}
+
+/* sum over series of rate() for each counter: block[n_samples][n_series][n_counters]. */
+void sum_rates(const double *times, const double *block, int64_t n_samples, int64_t n_series,
+               int64_t n_counters, double range_start, double range_end, double *out) {
+    int64_t stride = n_series * n_counters;
+    for (int64_t c = 0; c < n_counters; c++) out[c] = NAN;
+    for (int64_t j = 0; j < n_series; j++) {
+        if (!isfinite(block[j * n_counters])) {  /* skip series absent from the newest sample... */
+            int present = 0;
+            for (int64_t i = 0; i < n_samples; i++) present |= isfinite(block[i * stride + j * n_counters]);
+            if (!present) continue;
+        }
+        for (int64_t c = 0; c < n_counters; c++) {
+            double r = rate_one(times, block + j * n_counters + c, n_samples, stride, range_start, range_end);
+            if (isfinite(r)) out[c] = isnan(out[c]) ? r : out[c] + r;
+        }
+    }
+}
