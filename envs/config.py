@@ -15,9 +15,10 @@ class EnvConfig:
 
     decision_interval_s: float = 15.0
     """Cluster time per step (the HPA's sync period)."""
-    slo_ms: float = 100.0
-    """Latency SLO per request. The user's measured p95 is 74 ms and p99 81 ms at 10 users:
-    100 ms leaves the calibrated baseline inside the SLO with ~25 % headroom."""
+    slo_ms: float = 150.0
+    """Latency SLO per request: about twice the user's measured mean (72 ms; p95 74 ms,
+    p99 81 ms at 10 users). A request slower than twice the unloaded latency, or failed,
+    violates it. (At 100 ms the SLO sits inside the transport tail: see the README.)"""
     min_replicas: int = 1
     """Lowest spec.replicas the agent may set."""
     max_replicas: int = 8

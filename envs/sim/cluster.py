@@ -249,6 +249,7 @@ class SimCluster:
         # counters start from 0, which rate() reads as a counter reset. Keeping the old
         # values while the idle-CPU term restarted from 0 made a partial drop that rate()
         # took for a full reset: a CPU-rate spike of ~15x after a quick pod_crash restart.
+        self._retired_cpu_s += float(self.s.pod_counters[pod.slot, st.C_CPU_S])
         self.s.pod_counters[pod.slot, :] = 0.0
         self._open_slot(pod)
 
@@ -280,7 +281,7 @@ class SimCluster:
         self._slot_pod[slot] = pod
         self.pods.append(pod)
         s = self.s
-        self._retired_cpu_s += float(s.pod_counters[slot, st.C_CPU_S])
+        self._retired_cpu_s += float(s.pod_counters[slot, st.C_CPU_S])  # the slot's last pod
         s.pod_counters[slot, :] = 0.0
         s.p_head[slot] = s.p_tail[slot] = 0
         s.p_busy_until[slot] = -1.0
