@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 from envs.reward import RewardConfig
 from k8s_gpu_rl.config import check
@@ -26,7 +27,12 @@ class EnvConfig:
     replica_deltas: tuple[int, ...] = (-2, -1, 0, 1, 2)
     """The replica changes of the first action component."""
     share_levels: tuple[int, ...] = (10, 20, 30, 40, 50, 70, 100)
-    """The gpucores levels of the second action component (100 = exclusive GPU)."""
+    """The gpucores levels the Deployment may take (100 = exclusive GPU)."""
+    share_action: Literal["relative", "absolute"] = "relative"
+    """Second action component: a step along share_levels (``share_steps``), or the index
+    of a level. Relative steps explore locally and make "keep the share" one choice."""
+    share_steps: tuple[int, ...] = (-1, 0, 1)
+    """Level steps of the relative share action."""
     gpumem_headroom: float = 1.25
     """gpumem rule: at least the model's memory x this (rounded up to 256 MiB)."""
     rps_scale: float = 200.0
@@ -50,6 +56,7 @@ class EnvConfig:
               f"share_levels must be gpucores in 1..100, got {self.share_levels}")
         check(list(self.share_levels) == sorted(set(self.share_levels)),
               f"share_levels must be increasing and distinct, got {self.share_levels}")
+        check(0 in self.share_steps, f"share_steps must contain 0, got {self.share_steps}")
         check(self.gpumem_headroom >= 1.0, f"gpumem_headroom must be >= 1, got {self.gpumem_headroom}")
         check(self.rps_scale > 0, f"rps_scale must be positive, got {self.rps_scale}")
 

@@ -35,12 +35,14 @@ class K8sGpuEnv(gym.Env):
     cluster request by request (``envs.sim``), calibrated to the user's RTX 3080 cluster.
 
     ## Action Space
-    ``MultiDiscrete([len(replica_deltas), len(share_levels)])``:
+    ``MultiDiscrete([len(replica_deltas), len(share_steps)])`` (default ``[5, 3]``):
 
     | Num | Action | Values |
     |-----|--------|--------|
     | 0 | replica change | index into ``replica_deltas``, default (-2, -1, 0, +1, +2) |
-    | 1 | vGPU share | index into ``share_levels``, gpucores (10, 20, 30, 40, 50, 70, 100) |
+    | 1 | vGPU share level | index into ``share_steps`` (-1, 0, +1): one step down or up the
+    gpucores levels (10, 20, 30, 40, 50, 70, 100), or keep; with
+    ``share_action="absolute"`` an index into ``share_levels`` instead |
 
     gpumem follows gpucores (:func:`envs.config.gpumem_for`): the same fraction of the
     GPU's memory, at least 1.25 x the model's 1.5 GiB. A new share rolls the pods
@@ -49,7 +51,7 @@ class K8sGpuEnv(gym.Env):
     clip is reported in ``info["action/clipped"]``, never raised.
 
     ## Observation Space
-    ``Box(0, high, (16,), float32)``, the PromQL results of ``envs.observation``:
+    ``Box(0, high, (18,), float32)``, the PromQL results of ``envs.observation``:
 
     | Num | Observation | Min | Max | Unit (before normalising) |
     |-----|-------------|-----|-----|------|
@@ -68,7 +70,9 @@ class K8sGpuEnv(gym.Env):
     | 12 | replicas_unavailable | 0 | 2 | / max_replicas |
     | 13 | gpu_cores_allocated (HAMi) | 0 | 2 | ratio |
     | 14 | metrics_age | 0 | 10 | s / scrape interval |
-    | 15 | gpucores | 0 | 1 | % / 100 |
+    | 15 | gpucores_serving (Ready pods) | 0 | 1 | % / 100 |
+    | 16 | gpucores_target (template) | 0 | 1 | % / 100 |
+    | 17 | pods_pending | 0 | 2 | / max_replicas |
 
     Values lag the cluster by the scrape interval and the 1-minute rate window, as on a
     real cluster. Missing data (no scrape yet) reads 0.
@@ -112,7 +116,8 @@ class K8sGpuEnv(gym.Env):
         self._check_share_levels()
         self.backend: Backend = _make_backend(backend, self.cluster_config, self.profile)
         c = self.config
-        self.action_space = spaces.MultiDiscrete([len(c.replica_deltas), len(c.share_levels)])
+        n_share = len(c.share_steps) if c.share_action == "relative" else len(c.share_levels)
+        self.action_space = spaces.MultiDiscrete([len(c.replica_deltas), n_share])
         self.observation_space = spaces.Box(0.0, HIGH, dtype=np.float32)
         self._norm = normalisers(
             c.rps_scale, c.slo_ms, self.backend.max_batch, c.max_replicas, self.backend.scrape_interval_s
@@ -169,16 +174,25 @@ class K8sGpuEnv(gym.Env):
         """Action indices to (replicas, gpucores, gpumem), clipping and reporting."""
         c = self.config
         clipped: list[str] = []
+        n_share = int(self.action_space.nvec[1])
+        hold = (c.replica_deltas.index(0), c.share_steps.index(0) if c.share_action == "relative"
+                else self._current_level())
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.size != 2 or not np.isfinite(a).all():
             clipped.append(f"malformed action {action!r}: held the current setting")
-            a = np.array([c.replica_deltas.index(0), self._current_level()], dtype=np.float64)
+            a = np.array(hold, dtype=np.float64)
         x, y = float(a[0]), float(a[1])
         i = min(max(round(x), 0), len(c.replica_deltas) - 1)
-        j = min(max(round(y), 0), len(c.share_levels) - 1)
+        j = min(max(round(y), 0), n_share - 1)
         if (i, j) != (x, y):
             clipped.append(f"action {a.tolist()} outside the action space: clipped to [{i}, {j}]")
-        gpucores = c.share_levels[j]
+        level = j
+        if c.share_action == "relative":
+            level = self._current_level() + c.share_steps[j]
+            if not 0 <= level < len(c.share_levels):
+                clipped.append(f"share step {c.share_steps[j]:+d} beyond the share levels")
+                level = min(max(level, 0), len(c.share_levels) - 1)
+        gpucores = c.share_levels[level]
         gpumem = gpumem_for(gpucores, self.backend.gpu_memory_mib,
                             self.cluster_config.serving.model_memory_mib, c.gpumem_headroom)
         spec = self.backend.deployment().spec_replicas
@@ -194,9 +208,31 @@ class K8sGpuEnv(gym.Env):
                      "action/replicas": replicas, "action/gpucores": gpucores, "action/clipped": clipped})
         return replicas, gpucores, gpumem
 
+    def action_for(self, replicas: int, gpucores: int) -> np.ndarray:
+        """The action that moves the Deployment towards (replicas, gpucores) this step.
+
+        Controllers written as "desired state" (HPA, KPA, static, oracle) use this to act
+        through the same action space as the agent: the replica change is the allowed
+        delta closest to the wish, and the share moves one step (relative actions) or to
+        the level closest to ``gpucores`` (absolute actions).
+        """
+        c = self.config
+        dep = self.backend.deployment()
+        want = replicas - dep.spec_replicas
+        i = min(range(len(c.replica_deltas)), key=lambda k: (abs(c.replica_deltas[k] - want), abs(c.replica_deltas[k])))
+        target = min(range(len(c.share_levels)), key=lambda k: abs(c.share_levels[k] - gpucores))
+        if c.share_action == "absolute":
+            return np.array([i, target])
+        step = target - self._current_level()
+        j = min(range(len(c.share_steps)), key=lambda k: (abs(c.share_steps[k] - step), abs(c.share_steps[k])))
+        return np.array([i, j])
+
     def _observe(self) -> np.ndarray:
         raw = self.backend.observe(self.config.rate_window_s)
-        raw["gpucores"] = float(self.backend.deployment().gpucores)
+        dep = self.backend.deployment()
+        raw["gpucores_serving"] = dep.serving_gpucores
+        raw["gpucores_target"] = float(dep.gpucores)
+        raw["pods_pending"] = float(dep.pending_pods)
         return to_vector(raw, self._norm)
 
     def _current_level(self) -> int:

@@ -24,7 +24,13 @@ are filled from the environment's configuration.
 | 12 | replicas_unavailable | ``kube_deployment_status_replicas_unavailable`` | max replicas |
 | 13 | gpu_cores_allocated | ``avg(hami_gpu_core_allocated_ratio)`` | 1 |
 | 14 | metrics_age | seconds since the newest scrape | scrape interval |
-| 15 | gpucores | the Deployment's current gpucores (the controller's own state) | 100 |
+| 15 | gpucores_serving | mean gpucores of the Ready pods (Kubernetes API) | 100 |
+| 16 | gpucores_target | the Deployment template's gpucores (Kubernetes API) | 100 |
+| 17 | pods_pending | pods HAMi cannot place (Kubernetes API) | max replicas |
+
+Features 15-17 come from the Kubernetes API (the Deployment and its pods), which the
+controller reads directly; a rollout in progress shows as serving != target, and a
+rollout stuck because the new share does not fit beside the old pods as pods_pending.
 """
 
 from __future__ import annotations
@@ -88,7 +94,9 @@ FEATURES: tuple[Feature, ...] = (
     Feature("replicas_unavailable", 'kube_deployment_status_replicas_unavailable{{deployment="{deployment}"}}', "replicas", 2.0),
     Feature("gpu_cores_allocated", "avg(hami_gpu_core_allocated_ratio)", "one", 2.0),
     Feature("metrics_age", "time() - max(timestamp(kube_deployment_spec_replicas))", "scrape", 10.0),
-    Feature("gpucores", "", "hundred", 1.0),
+    Feature("gpucores_serving", "", "hundred", 1.0),
+    Feature("gpucores_target", "", "hundred", 1.0),
+    Feature("pods_pending", "", "replicas", 2.0),
 )
 FEATURE_NAMES = tuple(f.name for f in FEATURES)
 HIGH = np.array([f.high for f in FEATURES], dtype=np.float32)

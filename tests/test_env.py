@@ -14,7 +14,7 @@ from envs.k8s_gpu_env import K8sGpuEnv
 from envs.observation import FEATURE_NAMES, FEATURES
 from k8s_gpu_rl.errors import ConfigError
 
-HOLD = np.array([2, 4])  # replica delta 0, gpucores 50 (the initial Deployment)
+HOLD = np.array([2, 1])  # replica delta 0, share step 0: keep the initial Deployment
 
 
 def rollout(env: gym.Env, seed: int, actions: list[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
@@ -46,7 +46,7 @@ def test_sb3_check_env() -> None:
 
 def test_same_seed_same_episode_bit_for_bit() -> None:
     rng = np.random.default_rng(3)
-    actions = [rng.integers(0, [5, 7]) for _ in range(30)]
+    actions = [rng.integers(0, [5, 3]) for _ in range(30)]
     obs_a, rew_a = rollout(K8sGpuEnv(profile="mixed"), 11, actions)
     obs_b, rew_b = rollout(K8sGpuEnv(profile="mixed"), 11, actions)
     assert all(np.array_equal(a, b) for a, b in zip(obs_a, obs_b, strict=True))
@@ -62,8 +62,8 @@ def test_pickled_env_continues_identically() -> None:
         env.step(HOLD)
     clone = pickle.loads(pickle.dumps(env))
     for _ in range(4):
-        a = env.step(np.array([3, 2]))
-        b = clone.step(np.array([3, 2]))
+        a = env.step(np.array([3, 0]))
+        b = clone.step(np.array([3, 0]))
         assert np.array_equal(a[0], b[0]) and a[1] == b[1]
 
 
@@ -98,18 +98,40 @@ def test_out_of_range_actions_are_clipped_and_reported() -> None:
     env = K8sGpuEnv(profile="low", max_replicas=3)
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.array([9, -4]))
-    assert info["action/gpucores"] == 10
+    assert info["action/gpucores"] == 40  # clipped to step -1: 50 -> 40
     assert any("outside the action space" in c for c in info["action/clipped"])
     for _ in range(3):
-        _, _, _, _, info = env.step(np.array([4, 0]))  # +2 replicas each step
-    assert info["action/replicas"] == 3
+        _, _, _, _, info = env.step(np.array([4, 0]))  # +2 replicas and one level down, each step
+    assert info["action/replicas"] == 3 and info["action/gpucores"] == 10
     assert any("outside [1, 3]" in c for c in info["action/clipped"])
+    _, _, _, _, info = env.step(np.array([2, 0]))  # below the lowest level
+    assert info["action/gpucores"] == 10
+    assert any("beyond the share levels" in c for c in info["action/clipped"])
     _, _, _, _, info = env.step(np.array([np.nan, 1]))
     assert any("malformed" in c for c in info["action/clipped"])
 
 
+def test_absolute_share_action() -> None:
+    env = K8sGpuEnv(profile="low", share_action="absolute")
+    assert env.action_space.nvec.tolist() == [5, 7]
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([2, 1]))
+    assert info["action/gpucores"] == 20
+
+
+@pytest.mark.parametrize("mode", ["relative", "absolute"])
+def test_action_for_moves_towards_a_desired_state(mode: str) -> None:
+    env = K8sGpuEnv(profile="low", share_action=mode)
+    env.reset(seed=0)
+    for _ in range(4):
+        _, _, _, _, info = env.step(env.action_for(replicas=5, gpucores=20))
+    assert info["action/replicas"] == 5 and info["action/gpucores"] == 20
+    _, _, _, _, info = env.step(env.action_for(replicas=5, gpucores=20))
+    assert info["action/replica_delta"] == 0 and not info["action/clipped"]
+
+
 def test_replicas_clipped_to_what_hami_can_place() -> None:
-    env = K8sGpuEnv(profile="low", max_replicas=8)
+    env = K8sGpuEnv(profile="low", max_replicas=8, share_action="absolute")
     env.reset(seed=0)
     for _ in range(3):
         _, _, _, _, info = env.step(np.array([4, 6]))  # gpucores 100: exclusive, one per GPU
@@ -117,11 +139,21 @@ def test_replicas_clipped_to_what_hami_can_place() -> None:
     assert any("HAMi can place" in c for c in info["action/clipped"])
 
 
+def test_stuck_rollout_shows_as_pending_pod() -> None:
+    env = K8sGpuEnv(profile="low")
+    env.reset(seed=0)
+    obs, _, _, _, info = env.step(np.array([2, 2]))  # 50 -> 70: no room beside the old pod
+    assert info["autoscale/pods_pending"] == 1
+    assert obs[FEATURE_NAMES.index("gpucores_serving")] == pytest.approx(0.5)
+    assert obs[FEATURE_NAMES.index("gpucores_target")] == pytest.approx(0.7)
+    assert obs[FEATURE_NAMES.index("pods_pending")] > 0
+
+
 def test_observation_names_and_share_feature() -> None:
     env = K8sGpuEnv(profile="low")
     obs, info = env.reset(seed=0)
     assert info["feature_names"] == FEATURE_NAMES
-    assert obs[FEATURE_NAMES.index("gpucores")] == pytest.approx(0.5)
+    assert obs[FEATURE_NAMES.index("gpucores_serving")] == pytest.approx(0.5)
     for _ in range(6):
         obs, *_ = env.step(HOLD)
     rate = obs[FEATURE_NAMES.index("request_rate")] * env.config.rps_scale

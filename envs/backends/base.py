@@ -23,7 +23,10 @@ class DeploymentState:
     pending_pods: int
     """Pods no GPU fits (HAMi leaves them Pending)."""
     gpucores: int
+    """The template's gpucores (what a rollout converges to)."""
     gpumem_mib: int
+    serving_gpucores: float = 0.0
+    """Mean gpucores of the Ready pods (what serves now; differs during a rollout)."""
 
 
 @dataclass(frozen=True)

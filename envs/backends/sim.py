@@ -66,12 +66,14 @@ class SimBackend:
 
     def deployment(self) -> DeploymentState:
         sim = self.sim
+        ready = [p.template.gpucores for p in sim.pods if p.phase == Phase.READY]
         return DeploymentState(
             spec_replicas=sim.spec_replicas,
-            ready_replicas=sum(p.phase == Phase.READY for p in sim.pods),
+            ready_replicas=len(ready),
             pending_pods=sum(p.phase == Phase.PENDING for p in sim.pods),
             gpucores=sim.template.gpucores,
             gpumem_mib=sim.template.gpumem_mib,
+            serving_gpucores=sum(ready) / len(ready) if ready else 0.0,
         )
 
     def pod_metrics(self) -> list[PodMetrics]:
