@@ -244,8 +244,9 @@ def user_events(profile: LoadProfile) -> tuple[np.ndarray, np.ndarray]:
 
     ``times`` (float64 seconds from the start, non-decreasing) and ``counts`` (int64, the
     count right after that time). The count starts at 0. At each stage start the runner
-    moves it toward the stage's target one user at a time at ``spawn_rate`` users/s, up or
-    down: the first change at the stage start, then every ``1 / spawn_rate`` s. A stage that
+    moves it toward the stage's target at ``spawn_rate`` users/s, up or down, in Locust's
+    batches of ``max(1, floor(spawn_rate))`` users: the first at the stage start, then one
+    every ``batch / spawn_rate`` s. A stage that
     ends before its target is reached leaves the next stage to continue from where the
     count is. Consecutive stages with the same ``(users, spawn_rate)`` act as one, since
     Locust only restarts a ramp when the shape's tick changes. The last event sets 0 at
@@ -297,12 +298,19 @@ def _merged_stages(profile: LoadProfile) -> Iterator[tuple[float, Stage]]:
 
 
 def _ramp(start_s: float, stage: Stage, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """The changes within one stage that starts at ``start_s`` with ``count`` users."""
+    """The changes within one stage that starts at ``start_s`` with ``count`` users.
+
+    As Locust's runner dispatches users: in batches of ``max(1, floor(spawn_rate))``
+    every ``batch / spawn_rate`` seconds, the first batch at the stage start, the last one
+    partial.
+    """
     delta = stage.users - count
-    # the k-th change (k = 0, 1, ...) happens at k / spawn_rate, if that is before the stage ends
-    steps_in_stage = max(0, math.ceil(stage.duration * stage.spawn_rate - 1e-9))
-    n = min(abs(delta), steps_in_stage)
+    batch = max(1, math.floor(stage.spawn_rate))
+    period_s = batch / stage.spawn_rate
+    steps_in_stage = max(0, math.ceil(stage.duration / period_s - 1e-9))
+    n = min(math.ceil(abs(delta) / batch), steps_in_stage)
     k = np.arange(n, dtype=np.int64)
-    times = start_s + k / stage.spawn_rate
-    counts = count + np.sign(delta) * (k + 1)
+    times = start_s + k * period_s
+    moved = np.minimum((k + 1) * batch, abs(delta))
+    counts = count + np.sign(delta) * moved
     return times.astype(np.float64), counts.astype(np.int64)

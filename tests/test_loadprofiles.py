@@ -196,15 +196,20 @@ def test_bad_values_in_code_raise_config_error(make: object) -> None:
 # --------------------------------------------------------------------------- user_events
 
 
-def test_ramp_up_one_user_per_interval_then_zero_at_end() -> None:
+def test_ramp_up_in_locust_batches_then_zero_at_end() -> None:
+    # spawn_rate 2: batches of 2 users every second (Locust's dispatcher), the first at once
     profile = make_profile((10, 4, 2))
-    assert events_list(profile) == [(0.0, 1), (0.5, 2), (1.0, 3), (1.5, 4), (10.0, 0)]
+    assert events_list(profile) == [(0.0, 2), (1.0, 4), (10.0, 0)]
+    # a rate below 1 user/s moves one user every 1 / rate seconds
+    assert events_list(make_profile((10, 3, 0.5))) == [(0.0, 1), (2.0, 2), (4.0, 3), (10.0, 0)]
+    # a last partial batch: 5 users at 2/s
+    assert events_list(make_profile((10, 5, 2))) == [(0.0, 2), (1.0, 4), (2.0, 5), (10.0, 0)]
 
 
 def test_ramp_down_at_the_new_stage_rate() -> None:
     profile = make_profile((5, 3, 10), (5, 0, 1))
     assert events_list(profile) == [
-        (0.0, 1), (0.1, 2), (0.2, 3),
+        (0.0, 3),
         (5.0, 2), (6.0, 1), (7.0, 0),
         (10.0, 0),
     ]  # fmt: skip
@@ -213,23 +218,23 @@ def test_ramp_down_at_the_new_stage_rate() -> None:
 def test_stage_cut_short_leaves_next_stage_to_continue() -> None:
     # 2 s at 1 user/s toward 10 reaches only 2; the next stage ramps down from there
     profile = make_profile((2, 10, 1), (5, 0, 2))
-    assert events_list(profile) == [(0.0, 1), (1.0, 2), (2.0, 1), (2.5, 0), (7.0, 0)]
+    assert events_list(profile) == [(0.0, 1), (1.0, 2), (2.0, 0), (7.0, 0)]
     # ... and a stage that ramps further up continues from 2, not from 0
     profile = make_profile((2, 10, 1), (3, 4, 10))
-    assert events_list(profile) == [(0.0, 1), (1.0, 2), (2.0, 3), (2.1, 4), (5.0, 0)]
+    assert events_list(profile) == [(0.0, 1), (1.0, 2), (2.0, 4), (5.0, 0)]
 
 
 def test_no_change_exactly_at_the_stage_end() -> None:
-    # 0.3 s at 10 users/s: changes at 0, 0.1, 0.2 only (0.3 is the next stage's start)
-    profile = make_profile((0.3, 100, 10), (1.0, 3, 1))
-    assert events_list(profile) == [(0.0, 1), (0.1, 2), (0.2, 3), (1.3, 0)]
+    # 2 s at 10 users/s: batches at 0 and 1 s only (2 s is the next stage's start)
+    profile = make_profile((2.0, 100, 10), (1.0, 3, 1))
+    assert events_list(profile) == [(0.0, 10), (1.0, 20), (2.0, 19), (3.0, 0)]
 
 
 def test_equal_consecutive_stages_act_as_one() -> None:
     split = make_profile((1.5, 5, 2), (1.5, 5, 2))
     whole = make_profile((3.0, 5, 2))
     assert events_list(split) == events_list(whole)
-    assert events_list(whole) == [(0.0, 1), (0.5, 2), (1.0, 3), (1.5, 4), (2.0, 5), (3.0, 0)]
+    assert events_list(whole) == [(0.0, 2), (1.0, 4), (2.0, 5), (3.0, 0)]
 
 
 def test_events_are_typed_sorted_copies() -> None:
@@ -237,25 +242,26 @@ def test_events_are_typed_sorted_copies() -> None:
     times, counts = user_events(profile)
     assert times.dtype == np.float64 and counts.dtype == np.int64
     assert np.all(np.diff(times) >= 0)
-    assert np.all(np.abs(np.diff(np.concatenate([[0], counts[:-1]]))) == 1)  # one user a step
+    steps = np.abs(np.diff(np.concatenate([[0], counts[:-1]])))
+    assert steps.min() >= 1 and steps.max() <= 30  # batches of at most floor(spawn_rate)
     assert (times[-1], counts[-1]) == (profile.duration_s, 0)
     times[:] = -1.0
     counts[:] = 7
     again_t, again_c = user_events(profile)
-    assert again_t[0] == 0.0 and again_c[0] == 1
+    assert again_t[0] == 0.0 and again_c[0] == 5
 
 
 def test_users_at_scalar_and_array() -> None:
     profile = make_profile((10, 4, 2))
-    assert users_at(profile, 0.0) == 1
-    assert users_at(profile, 0.49) == 1
-    assert users_at(profile, 0.5) == 2
+    assert users_at(profile, 0.0) == 2
+    assert users_at(profile, 0.99) == 2
+    assert users_at(profile, 1.0) == 4
     assert users_at(profile, 9.99) == 4
     assert users_at(profile, 10.0) == 0
     assert users_at(profile, -1.0) == 0
     assert isinstance(users_at(profile, 3.0), int)
     grid = users_at(profile, np.array([-1.0, 0.0, 1.2, 20.0]))
-    assert grid.tolist() == [0, 1, 3, 0]
+    assert grid.tolist() == [0, 2, 4, 0]
 
 
 # --------------------------------------------------------------------------- tick / stage_at
