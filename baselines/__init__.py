@@ -1,1 +1,86 @@
-"""Baseline autoscaling policies (HPA, static, oracle) compared against the RL agent."""
+"""Baseline autoscaling policies compared against the RL agent.
+
+Every baseline is a policy with stable-baselines3's ``predict`` (see
+:mod:`baselines.base`), bound to the env it controls:
+
+| name | module | what it does |
+|---|---|---|
+| ``hpa`` | :mod:`baselines.hpa` | the Kubernetes HPA (autoscaling/v2), CPU 70 % by default |
+| ``hpa-tuned`` | :mod:`baselines.hpa_tuned` | the HPA with the target chosen by a sweep (``tuned_hpa.yaml``) |
+| ``kpa`` | :mod:`baselines.kpa` | Knative's KPA on Triton's in-flight requests |
+| ``static`` | :mod:`baselines.static` | the Deployment as deployed, 1 x 50 % |
+| ``oracle`` | :mod:`baselines.oracle` | clairvoyant planner: the cost lower bound |
+
+``make_policy(name, env, **kwargs)`` builds one and binds it. The trained agent
+(``ppo``) is loaded by ``evaluate`` through :mod:`agents.policy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from k8s_gpu_rl.config import suggest
+from k8s_gpu_rl.errors import ConfigError
+
+
+def _hpa(**kw: Any) -> Any:
+    from baselines.hpa import HpaPolicy
+
+    return HpaPolicy(**kw)
+
+
+def _hpa_tuned(**kw: Any) -> Any:
+    from baselines.hpa_tuned import TunedHpaPolicy
+
+    return TunedHpaPolicy(**kw)
+
+
+def _kpa(**kw: Any) -> Any:
+    from baselines.kpa import KpaPolicy
+
+    return KpaPolicy(**kw)
+
+
+def _static(**kw: Any) -> Any:
+    from baselines.static import StaticPolicy
+
+    return StaticPolicy(**kw)
+
+
+def _oracle(**kw: Any) -> Any:
+    from baselines.oracle import OraclePolicy
+
+    return OraclePolicy(**kw)
+
+
+REGISTRY: dict[str, Callable[..., Any]] = {
+    "hpa": _hpa,
+    "hpa-tuned": _hpa_tuned,
+    "kpa": _kpa,
+    "static": _static,
+    "oracle": _oracle,
+}
+BASELINES = tuple(REGISTRY)
+
+
+def check_policy_name(name: str, extra: tuple[str, ...] = ()) -> None:
+    """Raise :class:`ConfigError` with a "did you mean" unless ``name`` is known."""
+    known = (*BASELINES, *extra)
+    if name not in known:
+        raise ConfigError(
+            f"unknown policy {name!r}{suggest(name, known)}; available: {', '.join(known)}"
+        )
+
+
+def make_policy(name: str, env: Any | None = None, **kwargs: Any) -> Any:
+    """Build baseline ``name`` with ``kwargs`` and bind it to ``env`` (if given)."""
+    check_policy_name(name)
+    try:
+        policy = REGISTRY[name](**kwargs)
+    except TypeError as exc:  # an unknown keyword argument
+        raise ConfigError(f"policy {name!r}: {exc}") from None
+    return policy.bind(env) if env is not None else policy
+
+
+__all__ = ["BASELINES", "REGISTRY", "check_policy_name", "make_policy"]

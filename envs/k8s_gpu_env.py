@@ -47,8 +47,10 @@ class K8sGpuEnv(gym.Env):
     gpumem follows gpucores (:func:`envs.config.gpumem_for`): the same fraction of the
     GPU's memory, at least 1.25 x the model's 1.5 GiB. A new share rolls the pods
     (maxSurge/maxUnavailable 25 %). Replicas are clipped to ``[min_replicas, max_replicas]``
-    and to what HAMi can place at that share; out-of-range indices are clipped too. Every
-    clip is reported in ``info["action/clipped"]``, never raised.
+    and to what HAMi can place at that share; a new share is taken only when no rollout is
+    under way and its pods fit beside the current ones while maxUnavailable is 0 (else the
+    rollout could never finish): otherwise the current share is kept; out-of-range indices are clipped too. Every clip is reported in
+    ``info["action/clipped"]``, never raised.
 
     ## Observation Space
     ``Box(0, high, (18,), float32)``, the PromQL results of ``envs.observation``:
@@ -141,7 +143,7 @@ class K8sGpuEnv(gym.Env):
         c = self.config
         k = interval_kpis(rec.latencies_s, rec.ok, c.slo_ms, rec.end_s - rec.start_s,
                           rec.vgpu_s, rec.gpu_work_s, rec.replica_s)
-        terms = reward_terms(k, c.slo_ms, self.backend.total_gpus)
+        terms = reward_terms(k, c.slo_ms, self.backend.total_gpus, c.reward.latency_headroom)
         reward = float(combine(terms, c.reward))
         self.steps += 1
         self._episode.add(rec, terms, reward)
@@ -200,6 +202,11 @@ class K8sGpuEnv(gym.Env):
         replicas = min(max(requested, c.min_replicas), c.max_replicas)
         if replicas != requested:
             clipped.append(f"replicas {requested} outside [{c.min_replicas}, {c.max_replicas}]")
+        if not self.backend.rollout_can_start(replicas, gpucores, gpumem):
+            dep = self.backend.deployment()
+            clipped.append(f"gpucores {gpucores}: a rollout is under way, or the new pods would not fit "
+                           f"beside the current ones (maxUnavailable 0): kept {dep.gpucores}")
+            gpucores, gpumem = dep.gpucores, dep.gpumem_mib
         room = self.backend.capacity(gpucores, gpumem)
         if replicas > room >= c.min_replicas:
             clipped.append(f"replicas {replicas} exceed what HAMi can place at gpucores={gpucores}: {room}")
@@ -212,18 +219,23 @@ class K8sGpuEnv(gym.Env):
         """The action that moves the Deployment towards (replicas, gpucores) this step.
 
         Controllers written as "desired state" (HPA, KPA, static, oracle) use this to act
-        through the same action space as the agent: the replica change is the allowed
-        delta closest to the wish, and the share moves one step (relative actions) or to
-        the level closest to ``gpucores`` (absolute actions).
+        through the same action space as the agent: the share moves one step (relative
+        actions) or to the level closest to ``gpucores`` (absolute actions), and the
+        replica change is the allowed delta closest to the wish. While the share still
+        has to change, replicas only go down: new pods would otherwise take the room the
+        rollout needs.
         """
         c = self.config
         dep = self.backend.deployment()
-        want = replicas - dep.spec_replicas
-        i = min(range(len(c.replica_deltas)), key=lambda k: (abs(c.replica_deltas[k] - want), abs(c.replica_deltas[k])))
         target = min(range(len(c.share_levels)), key=lambda k: abs(c.share_levels[k] - gpucores))
+        current = self._current_level()
+        want = replicas - dep.spec_replicas
+        if target != current:
+            want = min(want, 0)
+        i = min(range(len(c.replica_deltas)), key=lambda k: (abs(c.replica_deltas[k] - want), abs(c.replica_deltas[k])))
         if c.share_action == "absolute":
             return np.array([i, target])
-        step = target - self._current_level()
+        step = target - current
         j = min(range(len(c.share_steps)), key=lambda k: (abs(c.share_steps[k] - step), abs(c.share_steps[k])))
         return np.array([i, j])
 

@@ -7,7 +7,7 @@
 |------|---------|-------|
 | utilisation | GPU compute the pods used / vGPU share they held (``gpucores``-seconds) | 0..1 |
 | efficiency | 1 - vGPU share held / the cluster's whole GPU capacity | 0..1 |
-| latency | client-side p95 latency of the interval / SLO | 0..5 |
+| latency | client-side p95 latency above the headroom target, as a share of the rest of the way to the SLO: ``max(0, p95/SLO - h) / (1 - h)``, h = ``latency_headroom`` (0 below 60 % of the SLO, 1 at the SLO) | 0..5 |
 | qos_violation | share of the interval's requests slower than the SLO or failed | 0..1 |
 
 All four are computed from what the clients saw (Locust's view) and what the cluster
@@ -31,15 +31,20 @@ class RewardConfig:
     """w1: weight of the utilisation benefit."""
     w_efficiency: float = 1.0
     """w2: weight of resource efficiency (cost saved)."""
-    w_latency: float = 0.3
+    w_latency: float = 1.0
     """w3: weight of the p95-latency penalty."""
-    w_qos: float = 4.0
+    w_qos: float = 100.0
     """w4: weight of the QoS-violation penalty."""
+    latency_headroom: float = 0.6
+    """The latency term is 0 while p95 stays under this fraction of the SLO, and 1 at the
+    SLO: operators keep p95 below the SLO with a margin, and a p95 well inside it is no
+    worse for a user than a lower one."""
 
     def __post_init__(self) -> None:
         for name in ("w_utilisation", "w_efficiency", "w_latency", "w_qos"):
             value = getattr(self, name)
             check(value >= 0, f"reward.{name} must be >= 0, got {value}")
+        check(0 <= self.latency_headroom < 1, f"reward.latency_headroom must be in [0, 1), got {self.latency_headroom}")
 
 
 @dataclass(frozen=True)
@@ -101,11 +106,11 @@ def percentile_sorted(values: np.ndarray, q: float) -> float:
     return float(values[lo] + (values[hi] - values[lo]) * (pos - lo))
 
 
-def reward_terms(k: IntervalKpis, slo_ms: float, total_gpus: float) -> dict[str, float]:
+def reward_terms(k: IntervalKpis, slo_ms: float, total_gpus: float, headroom: float = 0.6) -> dict[str, float]:
     """The four named terms for interval ``k``."""
     util = min(1.0, k.gpu_work_s / k.vgpu_s) if k.vgpu_s > 0 else 0.0
     held = k.vgpu_s / (k.duration_s * total_gpus) if k.duration_s > 0 else 0.0
-    latency = min(5.0, k.p95_ms / slo_ms) if k.requests else 0.0
+    latency = min(5.0, max(0.0, k.p95_ms / slo_ms - headroom) / (1.0 - headroom)) if k.requests else 0.0
     return {
         "utilisation": util,
         "efficiency": max(0.0, 1.0 - held),

@@ -97,16 +97,17 @@ def test_info_reports_every_reward_term_and_kpi() -> None:
 def test_out_of_range_actions_are_clipped_and_reported() -> None:
     env = K8sGpuEnv(profile="low", max_replicas=3)
     env.reset(seed=0)
-    _, _, _, _, info = env.step(np.array([9, -4]))
+    _, _, _, _, info = env.step(np.array([2, -4]))
     assert info["action/gpucores"] == 40  # clipped to step -1: 50 -> 40
     assert any("outside the action space" in c for c in info["action/clipped"])
-    for _ in range(3):
-        _, _, _, _, info = env.step(np.array([4, 0]))  # +2 replicas and one level down, each step
-    assert info["action/replicas"] == 3 and info["action/gpucores"] == 10
-    assert any("outside [1, 3]" in c for c in info["action/clipped"])
-    _, _, _, _, info = env.step(np.array([2, 0]))  # below the lowest level
+    for _ in range(12):
+        _, _, _, _, info = env.step(np.array([2, 0]))  # one level down whenever no rollout runs
     assert info["action/gpucores"] == 10
     assert any("beyond the share levels" in c for c in info["action/clipped"])
+    for _ in range(2):
+        _, _, _, _, info = env.step(np.array([9, 1]))  # +2 replicas each step (index clipped to 4)
+    assert info["action/replicas"] == 3
+    assert any("outside [1, 3]" in c for c in info["action/clipped"])
     _, _, _, _, info = env.step(np.array([np.nan, 1]))
     assert any("malformed" in c for c in info["action/clipped"])
 
@@ -123,7 +124,7 @@ def test_absolute_share_action() -> None:
 def test_action_for_moves_towards_a_desired_state(mode: str) -> None:
     env = K8sGpuEnv(profile="low", share_action=mode)
     env.reset(seed=0)
-    for _ in range(4):
+    for _ in range(12):
         _, _, _, _, info = env.step(env.action_for(replicas=5, gpucores=20))
     assert info["action/replicas"] == 5 and info["action/gpucores"] == 20
     _, _, _, _, info = env.step(env.action_for(replicas=5, gpucores=20))
@@ -139,14 +140,25 @@ def test_replicas_clipped_to_what_hami_can_place() -> None:
     assert any("HAMi can place" in c for c in info["action/clipped"])
 
 
-def test_stuck_rollout_shows_as_pending_pod() -> None:
+def test_rollout_that_cannot_finish_is_clipped() -> None:
     env = K8sGpuEnv(profile="low")
     env.reset(seed=0)
     obs, _, _, _, info = env.step(np.array([2, 2]))  # 50 -> 70: no room beside the old pod
-    assert info["autoscale/pods_pending"] == 1
+    assert info["action/gpucores"] == 50 and info["autoscale/pods_pending"] == 0
+    assert any("would not fit beside the current ones" in c for c in info["action/clipped"])
+    assert obs[FEATURE_NAMES.index("gpucores_target")] == pytest.approx(0.5)
+
+
+def test_rollout_in_progress_shows_serving_and_target_share() -> None:
+    env = K8sGpuEnv(profile="low")
+    env.reset(seed=0)
+    obs, _, _, _, info = env.step(np.array([2, 0]))  # 50 -> 40: the new pod is starting
+    assert info["action/gpucores"] == 40 and not info["action/clipped"]
     assert obs[FEATURE_NAMES.index("gpucores_serving")] == pytest.approx(0.5)
-    assert obs[FEATURE_NAMES.index("gpucores_target")] == pytest.approx(0.7)
-    assert obs[FEATURE_NAMES.index("pods_pending")] > 0
+    assert obs[FEATURE_NAMES.index("gpucores_target")] == pytest.approx(0.4)
+    for _ in range(3):
+        obs, *_ = env.step(HOLD)
+    assert obs[FEATURE_NAMES.index("gpucores_serving")] == pytest.approx(0.4)
 
 
 def test_observation_names_and_share_feature() -> None:

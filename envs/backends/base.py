@@ -95,6 +95,10 @@ class Backend(Protocol):
         """Pods of this share the cluster can place."""
         ...
 
+    def rollout_can_start(self, replicas: int, gpucores: int, gpumem_mib: int) -> bool:
+        """Whether changing the share now starts a rollout that can finish."""
+        ...
+
     def advance(self, duration_s: float) -> IntervalRecord: ...
 
     def observe(self, window_s: float) -> dict[str, float]:

@@ -53,6 +53,9 @@ class SimBackend:
     def capacity(self, gpucores: int, gpumem_mib: int) -> int:
         return self.sim.capacity(gpucores, gpumem_mib)
 
+    def rollout_can_start(self, replicas: int, gpucores: int, gpumem_mib: int) -> bool:
+        return self.sim.rollout_can_start(replicas, gpucores, gpumem_mib)
+
     def advance(self, duration_s: float) -> IntervalRecord:
         iv = self.sim.advance(duration_s)
         self._snapshots = [self._snapshots[-1], self._snapshot()]

@@ -18,7 +18,7 @@ import numpy as np
 from envs.sim import hami, kernel
 from envs.sim import state as st
 from envs.sim.config import ClusterConfig
-from envs.sim.pods import LIVE, Phase, Pod, Template, deletion_order, rollout_plan
+from envs.sim.pods import LIVE, Phase, Pod, Template, deletion_order, rollout_plan, surge_and_unavailable
 from envs.sim.prometheus import PromSim
 from envs.sim.rng import seed_state
 from envs.sim.scrape import scrape
@@ -121,6 +121,27 @@ class SimCluster:
             slots = self._gpu_slots(exclude_deployment=True)
             self._capacity_cache[key] = hami.capacity(slots, gpumem_mib, gpucores)
         return self._capacity_cache[key]
+
+    def rollout_can_start(self, replicas: int, gpucores: int, gpumem_mib: int) -> bool:
+        """Whether a rollout to this share can start now and finish.
+
+        Not while another rollout is under way: the Deployment controller then keeps the
+        Ready pods of every old template until new ones are Ready, and a third template's
+        pods may never fit. With maxUnavailable rounding to 0 (fewer than 4 replicas) a
+        new pod must also fit beside the current ones, or it stays Pending and the rollout
+        never ends, as on a real cluster.
+        """
+        if Template(gpucores, gpumem_mib) == self.template:
+            return True
+        if any(p.template != self.template for p in self.pods if p.phase in LIVE):
+            return False
+        d = self.config.deployment
+        _, unavailable = surge_and_unavailable(replicas, d.max_surge, d.max_unavailable)
+        if unavailable >= 1:
+            return True
+        h = self.config.hami
+        return hami.place(self._gpu_slots(), gpumem_mib, gpucores, h.node_scheduler_policy,
+                          h.gpu_scheduler_policy) is not None
 
     # --- time -------------------------------------------------------------
     def advance(self, duration_s: float) -> Interval:

@@ -1,0 +1,98 @@
+"""PNG figures of an evaluation (matplotlib, headless).
+
+* :func:`plot_timeseries`: for one profile, the first seed of each policy over time:
+  Locust users, p95 latency (with the SLO), ready replicas, and gpucores;
+* :func:`plot_kpis`: for one profile, bar charts of the headline KPIs per policy with
+  95 % CI error bars.
+
+``notebooks/analysis.ipynb`` draws the same figures from the files in a results folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from evaluation.io import savefig_atomic  # noqa: E402
+
+BAR_KPIS = (
+    ("vgpu_hours", "vGPU-hours", 1.0),
+    ("qos_violation_rate", "QoS violations (%)", 100.0),
+    ("p95_latency_ms", "p95 latency (ms)", 1.0),
+    ("mean_replicas", "mean ready replicas", 1.0),
+    ("gpu_util", "GPU utilisation (%)", 100.0),
+    ("throughput_rps", "throughput (req/s)", 1.0),
+)
+LINESTYLES = ("-", "--", "-.", ":")
+"""Policies that do the same thing (static and a tuned HPA that never scales) stay visible."""
+SERIES_PANELS = (
+    ("users", "Locust users"),
+    ("p95_latency_ms", "p95 latency (ms)"),
+    ("replicas_ready", "ready replicas"),
+    ("gpucores", "gpucores (%)"),
+)
+
+
+def plot_timeseries(
+    series: dict[str, pd.DataFrame], profile: str, slo_ms: float, path: Path
+) -> None:
+    """One figure of stacked panels; ``series`` maps policy -> its time-series table."""
+    fig, axes = plt.subplots(len(SERIES_PANELS), 1, figsize=(10, 9), sharex=True)
+    for (column, label), ax in zip(SERIES_PANELS, axes, strict=True):
+        for i, (policy, frame) in enumerate(series.items()):
+            if column == "users" and i > 0:
+                break  # identical load for every policy: draw it once
+            minutes = frame["time_s"] / 60.0
+            style = LINESTYLES[i % len(LINESTYLES)]
+            ax.step(
+                minutes,
+                frame[column],
+                where="post",
+                label=policy if column != "users" else None,
+                lw=1.4,
+                ls=style,
+            )
+        if column == "p95_latency_ms":
+            ax.axhline(slo_ms, color="red", ls="--", lw=1, label=f"SLO {slo_ms:g} ms")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[1].legend(loc="upper right", fontsize=8, ncol=2)
+    axes[2].legend(loc="upper right", fontsize=8, ncol=2)
+    axes[-1].set_xlabel("time (min)")
+    fig.suptitle(f"{profile}: load, latency, replicas and vGPU share (first seed)")
+    fig.tight_layout()
+    savefig_atomic(fig, path, dpi=110)
+    plt.close(fig)
+
+
+def plot_kpis(summary: pd.DataFrame, profile: str, path: Path) -> None:
+    """Bar charts of the headline KPIs with 95 % CI error bars."""
+    here = summary[summary["profile"] == profile]
+    policies = list(dict.fromkeys(here["policy"]))
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (kpi, label, scale), ax in zip(BAR_KPIS, axes.ravel(), strict=True):
+        rows = here[here["kpi"] == kpi].set_index("policy").reindex(policies)
+        means = rows["mean"].to_numpy(dtype=float) * scale
+        errors = np.nan_to_num(rows["ci95"].to_numpy(dtype=float) * scale)
+        ax.bar(
+            policies,
+            means,
+            yerr=errors,
+            capsize=4,
+            color=[colors[i % len(colors)] for i in range(len(policies))],
+        )
+        ax.set_title(label, fontsize=10)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{profile}: KPIs, mean and 95 % CI over seeds")
+    fig.tight_layout()
+    savefig_atomic(fig, path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,288 @@
+"""Baselines as policies on a real K8sGpuEnv: static, HPA, tuned HPA, KPA, oracle, registry."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from baselines import BASELINES, make_policy
+from baselines.base import Desired, encode_action, reachable_replicas
+from baselines.hpa import HpaPolicy, pod_gpu_util, pod_sample
+from baselines.hpa_tuned import TunedHpaPolicy, load_tuned, sweep, tuned_yaml
+from baselines.kpa import KpaPolicy, kpa_scale
+from baselines.oracle import CapacityModel, OraclePolicy
+from baselines.static import StaticPolicy
+from envs.backends.base import PodMetrics
+from envs.config import EnvConfig
+from envs.k8s_gpu_env import K8sGpuEnv
+from envs.sim.config import ClusterConfig, DeploymentConfig
+from evaluation.rollout import run_episode
+from k8s_gpu_rl.errors import ConfigError
+from loadprofiles import parse_profile
+
+SEED = 7
+
+
+def episode(policy, profile="mixed", seed=SEED, **env_kwargs) -> tuple[pd.DataFrame, dict]:
+    env = K8sGpuEnv(profile=profile, **env_kwargs)
+    ep = run_episode(env, policy.bind(env), seed)
+    return ep.timeseries, ep.kpis
+
+
+def burst_profile():
+    """10 users, a 3-minute burst to 150, back to 10."""
+    return parse_profile(
+        {
+            "name": "burst",
+            "wait_time": {"min": 0.4, "max": 1.0},
+            "stages": [
+                {"duration": 120, "users": 10, "spawn_rate": 5},
+                {"duration": 180, "users": 150, "spawn_rate": 50},
+                {"duration": 300, "users": 10, "spawn_rate": 50},
+            ],
+        }
+    )
+
+
+# --- the shared action encoding ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("current", "wanted", "expected_delta"),
+    [(1, 1, 0), (1, 2, 1), (1, 6, 2), (5, 1, -2), (3, 2, -1)],
+)
+def test_encode_action_moves_at_most_the_largest_delta(current, wanted, expected_delta) -> None:
+    config = EnvConfig()
+    action = encode_action(config, current, Desired(wanted, 50), current_gpucores=50)
+    assert config.replica_deltas[action[0]] == expected_delta
+    assert reachable_replicas(config, current, wanted) == current + expected_delta
+
+
+def test_encode_action_share_absolute_and_relative() -> None:
+    absolute = EnvConfig(share_action="absolute")
+    assert absolute.share_levels[encode_action(absolute, 1, Desired(1, 50))[1]] == 50
+    assert absolute.share_levels[encode_action(absolute, 1, Desired(1, 12))[1]] == 10
+    relative = EnvConfig(share_action="relative")
+    step = relative.share_steps
+    assert step[encode_action(relative, 1, Desired(1, 20), current_gpucores=50)[1]] == -1
+    assert step[encode_action(relative, 1, Desired(1, 100), current_gpucores=50)[1]] == 1
+    assert step[encode_action(relative, 1, Desired(1, 50), current_gpucores=50)[1]] == 0
+
+
+@pytest.mark.parametrize("share_action", ["absolute", "relative"])
+def test_baseline_actions_agree_with_the_env_encoding(share_action) -> None:
+    env = K8sGpuEnv(profile="low", share_action=share_action)
+    env.reset(seed=0)
+    for desired in (Desired(3, 30), Desired(1, 50), Desired(8, 100)):
+        assert list(encode_action(env.config, 1, desired, 50)) == list(env.action_for(*desired))
+
+
+# --- static ------------------------------------------------------------------------
+
+
+def test_static_holds_one_pod_at_50_percent() -> None:
+    series, _ = episode(StaticPolicy(), profile="low")
+    assert (series["replicas_spec"] == 1).all()
+    assert (series["gpucores"] == 50).all()
+    assert (series["action_replica_delta"] == 0).all()
+
+
+def test_static_other_setting_rolls_the_share_first_then_scales() -> None:
+    series, _ = episode(StaticPolicy(replicas=3, gpucores=30), profile="low")
+    end = series.iloc[-1]
+    assert (end["replicas_ready"], end["gpucores"], end["pods_pending"]) == (3, 30, 0)
+
+
+# --- HPA ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("profile", "target"), [("mixed", 70), ("high", 50)])
+def test_hpa_scales_up_when_cpu_exceeds_target_and_down_after_the_window(profile, target) -> None:
+    series, _ = episode(HpaPolicy(target=target), profile=profile)
+    decided_s = series["time_s"] - 15.0  # the decision of a row was taken at the step's start
+    up = series.index[series["replicas_spec"] > 1][0]
+    assert series.loc[up, "policy_metric_value"] > target * 1.1  # outside the tolerance
+    down = series.index[(series.index > up) & (series["replicas_spec"] == 1)]
+    if len(down):
+        last_wish = series.index[
+            (series.index < down[0]) & (series["policy_metric_replicas"] >= 2)
+        ][-1]
+        assert decided_s[down[0]] - decided_s[last_wish] == pytest.approx(300.0, abs=15.0)
+    else:  # the load never fell for a whole window: it must not have scaled down
+        assert profile == "high"
+
+
+def test_hpa_never_changes_gpucores() -> None:
+    cluster = ClusterConfig(deployment=DeploymentConfig(gpucores=30, gpumem_mib=3072))
+    series, _ = episode(HpaPolicy(), profile="mixed", cluster=cluster)
+    assert (series["gpucores"] == 30).all()
+    assert (series["action_gpucores"] == 30).all()
+
+
+@pytest.mark.parametrize(
+    ("metric", "target", "profile"), [("rps", 50.0, "high"), ("gpu_util", 60.0, "medium")]
+)
+def test_hpa_on_pods_metrics_scales_up(metric, target, profile) -> None:
+    series, _ = episode(HpaPolicy(metric=metric, target=target), profile=profile)
+    assert series["replicas_spec"].max() >= 2
+    assert (series["gpucores"] == 50).all()
+
+
+def _pod(phase: str, **kw) -> PodMetrics:
+    base = dict(
+        name="p",
+        phase=phase,
+        created_s=0.0,
+        started_s=1.0,
+        ready_s=30.0,
+        cpu_cores=0.5,
+        cpu_request_cores=1.0,
+        gpucores=50,
+        rps=10.0,
+        inflight=1.0,
+    )
+    return PodMetrics(**{**base, **kw})
+
+
+def test_pod_sample_maps_pod_states_as_the_controller_sees_them() -> None:
+    ready = pod_sample(_pod("Ready"), 0.5, 1.0, 100.0, 15.0)
+    assert (
+        ready.phase,
+        ready.ready,
+        ready.ready_transition_s,
+        ready.usage_milli,
+        ready.request_milli,
+    ) == ("Running", True, 30.0, 500, 1000)
+    starting = pod_sample(_pod("Starting", ready_s=math.inf), math.nan, 1.0, 100.0, 15.0)
+    assert (starting.ready, starting.usage_milli, starting.ready_transition_s) == (False, None, 1.0)
+    pending = pod_sample(
+        _pod("Pending", started_s=math.inf, ready_s=math.inf), math.nan, 1.0, 100.0, 15.0
+    )
+    assert (pending.phase, pending.start_time_s) == ("Pending", None)
+    assert pod_sample(_pod("Terminating"), 0.5, 1.0, 100.0, 15.0).deleted
+
+
+def test_pod_gpu_util_splits_the_gpu_by_requests() -> None:
+    pods = [_pod("Ready", rps=30.0), _pod("Ready", rps=10.0), _pod("Starting", rps=math.nan)]
+    split = pod_gpu_util(pods, 80.0, 1.0)
+    assert split[:2] == [60.0, 20.0] and math.isnan(split[2])
+
+
+def test_hpa_rejects_bad_settings() -> None:
+    with pytest.raises(ConfigError, match="did you mean 'cpu'"):
+        HpaPolicy(metric="cpuu")
+    with pytest.raises(ConfigError, match="positive"):
+        HpaPolicy(target=0)
+
+
+# --- tuned HPA ---------------------------------------------------------------------
+
+
+def test_tuned_hpa_loads_the_shipped_parameters() -> None:
+    params = load_tuned()
+    policy = TunedHpaPolicy()
+    assert policy.target == float(params["target"]) and policy.metric == params.get("metric", "cpu")
+
+
+def test_sweep_chooses_the_cheapest_config_within_budget(tmp_path) -> None:
+    result = sweep("mixed", seeds=(0,), targets=(70, 120), windows_s=(300,))
+    assert result.default.target == 70 and result.chosen.within_budget
+    assert result.chosen.qos_violation_rate <= result.default.qos_violation_rate + 0.005 + 1e-12
+    assert result.chosen.vgpu_hours == min(r.vgpu_hours for r in result.rows if r.within_budget)
+    path = tmp_path / "tuned.yaml"
+    path.write_text(tuned_yaml(result, "test"))
+    assert load_tuned(path)["target"] == result.chosen.target
+    assert "# target_%" in path.read_text()
+
+
+def test_tuned_hpa_without_its_file_is_a_config_error(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="tune_hpa.py"):
+        TunedHpaPolicy(path=tmp_path / "missing.yaml")
+
+
+# --- KPA ---------------------------------------------------------------------------
+
+
+def test_kpa_scale_arithmetic() -> None:
+    # stable 10 and panic 30 in flight, 2 ready pods, 2.8 per pod
+    assert kpa_scale(10.0, 30.0, 2, 2.8, 1000.0, 2.0, 2.0) == (4, 11, True)
+    # scale-down is limited to halving per decision; 0 ready counts as 1
+    assert kpa_scale(0.0, 0.0, 8, 2.8, 1000.0, 2.0, 2.0) == (4, 4, False)
+    assert kpa_scale(1.0, 1.0, 0, 2.8, 1000.0, 2.0, 2.0) == (1, 1, False)
+
+
+@pytest.mark.parametrize(("metric", "target"), [("concurrency", None), ("rps", 60.0)])
+def test_kpa_panics_on_a_burst_and_scales_up(metric, target) -> None:
+    series, _ = episode(KpaPolicy(metric=metric, target=target), profile=burst_profile())
+    burst = series[(series["time_s"] > 120) & (series["time_s"] <= 300)]
+    assert burst["policy_panic"].max() == 1.0
+    assert burst["replicas_spec"].max() >= 2
+    first_panic = series.index[series["policy_panic"] == 1.0][0]
+    assert series.loc[first_panic, "replicas_spec"] >= 2  # scaled up in the same decision
+    assert series["policy_panic"].iloc[-1] == 0.0 and series["replicas_spec"].iloc[-1] == 1
+    assert (series["gpucores"] == 50).all()
+
+
+# --- oracle ------------------------------------------------------------------------
+
+
+def test_capacity_model_matches_the_cluster_constants() -> None:
+    model = CapacityModel.from_cluster(ClusterConfig())
+    # 8 images per (4 + 0.3 * 8) ms at half a GPU: 625 req/s; the CPU allows 2 cores / 5 ms = 400
+    assert model.pod_rps(0.5) == pytest.approx(400.0)
+    assert model.pod_rps(0.2) == pytest.approx(8 / (6.4 / 0.2) * 1000)
+    assert model.p95_latency_ms(10.0, 0.1) > model.p95_latency_ms(10.0, 0.5)
+
+
+def test_oracle_serves_mixed_cheaper_than_static_and_hpa() -> None:
+    _, oracle = episode(OraclePolicy())
+    _, static = episode(StaticPolicy())
+    _, hpa = episode(HpaPolicy())
+    assert oracle["qos_violation_rate"] < 0.01
+    assert oracle["vgpu_hours"] < static["vgpu_hours"]
+    assert oracle["vgpu_hours"] < hpa["vgpu_hours"]
+
+
+@pytest.mark.parametrize("share_action", ["absolute", "relative"])
+def test_oracle_moves_to_its_share_once_and_stays(share_action) -> None:
+    policy = OraclePolicy()
+    series, _ = episode(policy, share_action=share_action)
+    cores = series["gpucores"].to_numpy()
+    assert cores[-1] == policy.share
+    settled = int(np.argmax(cores == policy.share))
+    assert (cores[settled:] == policy.share).all()  # no share change after reaching it
+    assert (np.diff(cores[: settled + 1]) <= 0).all() if policy.share < 50 else True
+    assert (series["pods_pending"] == 0).all()
+
+
+# --- registry and SB3 -------------------------------------------------------------
+
+
+def test_registry_builds_and_binds_every_baseline() -> None:
+    env = K8sGpuEnv(profile="low")
+    for name in BASELINES:
+        policy = make_policy(name, env)
+        obs, _ = env.reset(seed=0)
+        action, state = policy.predict(obs)
+        assert env.action_space.contains(action) and state is None
+
+
+def test_registry_errors_name_the_mistake() -> None:
+    with pytest.raises(ConfigError, match="did you mean 'hpa'"):
+        make_policy("hpx")
+    with pytest.raises(ConfigError, match="static"):
+        make_policy("static", replicas=1, bogus=2)
+
+
+def test_baselines_work_with_sb3_evaluate_policy() -> None:
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    vec = DummyVecEnv([lambda: Monitor(K8sGpuEnv(profile="low"))])
+    policy = make_policy("hpa", vec)
+    mean, std = evaluate_policy(policy, vec, n_eval_episodes=2, deterministic=True)
+    assert np.isfinite(mean) and std >= 0
