@@ -47,10 +47,11 @@ class K8sGpuEnv(gym.Env):
     gpumem follows gpucores (:func:`envs.config.gpumem_for`): the same fraction of the
     GPU's memory, at least 1.25 x the model's 1.5 GiB. A new share rolls the pods
     (maxSurge/maxUnavailable 25 %). Replicas are clipped to ``[min_replicas, max_replicas]``
-    and to what HAMi can place at that share; a new share is taken only when no rollout is
-    under way and its pods fit beside the current ones while maxUnavailable is 0 (else the
-    rollout could never finish): otherwise the current share is kept; out-of-range indices are clipped too. Every clip is reported in
-    ``info["action/clipped"]``, never raised.
+    and to what HAMi can place at that share. A new share is taken only when no rollout
+    is under way and its pods fit beside the current ones while maxUnavailable is 0
+    (otherwise the rollout could never finish, as on a real cluster); replicas do not
+    grow while a rollout is under way. Out-of-range indices are clipped too. Every clip
+    is reported in ``info["action/clipped"]``, never raised.
 
     ## Observation Space
     ``Box(0, high, (18,), float32)``, the PromQL results of ``envs.observation``:
@@ -96,7 +97,7 @@ class K8sGpuEnv(gym.Env):
     config=None, **overrides)``: ``profile`` is a name or a YAML path; ``cluster`` a
     shipped cluster name, YAML path, dict or :class:`ClusterConfig`; ``config`` an
     :class:`EnvConfig`, dict or YAML path; ``overrides`` replace ``EnvConfig`` fields
-    (e.g. ``slo_ms=120``, ``reward={"w_qos": 6}``).
+    (e.g. ``slo_ms=120``, ``reward={"w_qos": 200}``).
 
     ## Version History
     * v0: initial release.
@@ -197,23 +198,31 @@ class K8sGpuEnv(gym.Env):
         gpucores = c.share_levels[level]
         gpumem = gpumem_for(gpucores, self.backend.gpu_memory_mib,
                             self.cluster_config.serving.model_memory_mib, c.gpumem_headroom)
-        spec = self.backend.deployment().spec_replicas
-        requested = spec + c.replica_deltas[i]
+        dep = self.backend.deployment()
+        requested = dep.spec_replicas + c.replica_deltas[i]
         replicas = min(max(requested, c.min_replicas), c.max_replicas)
         if replicas != requested:
             clipped.append(f"replicas {requested} outside [{c.min_replicas}, {c.max_replicas}]")
+        if dep.rollout_in_progress and replicas > dep.spec_replicas:
+            clipped.append("scale-up waits for the rollout under way (new pods could take its room)")
+            replicas = dep.spec_replicas
+        replicas = self._fit_replicas(replicas, gpucores, gpumem, clipped)
         if not self.backend.rollout_can_start(replicas, gpucores, gpumem):
-            dep = self.backend.deployment()
             clipped.append(f"gpucores {gpucores}: a rollout is under way, or the new pods would not fit "
                            f"beside the current ones (maxUnavailable 0): kept {dep.gpucores}")
             gpucores, gpumem = dep.gpucores, dep.gpumem_mib
-        room = self.backend.capacity(gpucores, gpumem)
-        if replicas > room >= c.min_replicas:
-            clipped.append(f"replicas {replicas} exceed what HAMi can place at gpucores={gpucores}: {room}")
-            replicas = room
+            replicas = self._fit_replicas(replicas, gpucores, gpumem, clipped)
         info.update({"action/replica_delta": c.replica_deltas[i], "action/requested_replicas": requested,
                      "action/replicas": replicas, "action/gpucores": gpucores, "action/clipped": clipped})
         return replicas, gpucores, gpumem
+
+    def _fit_replicas(self, replicas: int, gpucores: int, gpumem: int, clipped: list[str]) -> int:
+        """``replicas``, or fewer if HAMi cannot place that many pods of this share."""
+        room = self.backend.capacity(gpucores, gpumem)
+        if replicas > room >= self.config.min_replicas:
+            clipped.append(f"replicas {replicas} exceed what HAMi can place at gpucores={gpucores}: {room}")
+            return room
+        return replicas
 
     def action_for(self, replicas: int, gpucores: int) -> np.ndarray:
         """The action that moves the Deployment towards (replicas, gpucores) this step.

@@ -27,6 +27,8 @@ class DeploymentState:
     gpumem_mib: int
     serving_gpucores: float = 0.0
     """Mean gpucores of the Ready pods (what serves now; differs during a rollout)."""
+    rollout_in_progress: bool = False
+    """Some live pod still has an older template."""
 
 
 @dataclass(frozen=True)
