@@ -46,7 +46,7 @@ NOT_IN_POLICY_KWARGS = ("observation_space", "action_space", "lr_schedule", "use
 class TrainingConfig:
     """How long to train, how many envs, and how observations and rewards are normalised."""
 
-    timesteps: int = 200_000
+    timesteps: int = 300_000
     """Environment steps in all (all envs together); PPO rounds up to whole rollouts."""
     n_envs: int = 2
     """Envs stepped in parallel: SubprocVecEnv when above 1, DummyVecEnv at 1."""

@@ -41,7 +41,7 @@ class K8sGpuEnv(gym.Env):
     |-----|--------|--------|
     | 0 | replica change | index into ``replica_deltas``, default (-2, -1, 0, +1, +2) |
     | 1 | vGPU share level | index into ``share_steps`` (-1, 0, +1): one step down or up the
-    gpucores levels (10, 20, 30, 40, 50, 70, 100), or keep; with
+    gpucores levels (20, 30, 40, 50, 70, 100), or keep; with
     ``share_action="absolute"`` an index into ``share_levels`` instead |
 
     gpumem follows gpucores (:func:`envs.config.gpumem_for`): the same fraction of the
@@ -144,7 +144,7 @@ class K8sGpuEnv(gym.Env):
         c = self.config
         k = interval_kpis(rec.latencies_s, rec.ok, c.slo_ms, rec.end_s - rec.start_s,
                           rec.vgpu_s, rec.gpu_work_s, rec.replica_s)
-        terms = reward_terms(k, c.slo_ms, self.backend.total_gpus, c.reward.latency_headroom)
+        terms = reward_terms(k, c.slo_ms, self.backend.total_gpus, c.reward.latency_headroom, c.reward.qos_budget)
         reward = float(combine(terms, c.reward))
         self.steps += 1
         self._episode.add(rec, terms, reward)

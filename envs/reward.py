@@ -8,7 +8,7 @@
 | utilisation | GPU compute the pods used / vGPU share they held (``gpucores``-seconds) | 0..1 |
 | efficiency | 1 - vGPU share held / the cluster's whole GPU capacity | 0..1 |
 | latency | client-side p95 latency above the headroom target, as a share of the rest of the way to the SLO: ``max(0, p95/SLO - h) / (1 - h)``, h = ``latency_headroom`` (0 below 60 % of the SLO, 1 at the SLO) | 0..5 |
-| qos_violation | share of the interval's requests slower than the SLO or failed | 0..1 |
+| qos_violation | share of the interval's requests slower than the SLO or failed, relative to ``qos_budget`` and capped at 1: ``min(1, rate / qos_budget)`` | 0..1 |
 
 All four are computed from what the clients saw (Locust's view) and what the cluster
 allocated during the decision interval, on every backend.
@@ -33,8 +33,12 @@ class RewardConfig:
     """w2: weight of resource efficiency (cost saved)."""
     w_latency: float = 1.0
     """w3: weight of the p95-latency penalty."""
-    w_qos: float = 100.0
+    w_qos: float = 2.0
     """w4: weight of the QoS-violation penalty."""
+    qos_budget: float = 0.01
+    """Violation rate at which the QoS term reaches its cap of 1: 0.1 % of requests over
+    the SLO costs 0.1 x w_qos, more than one share level saves. The cap keeps an overload
+    from drowning every other signal in the return's scale."""
     latency_headroom: float = 0.6
     """The latency term is 0 while p95 stays under this fraction of the SLO, and 1 at the
     SLO: operators keep p95 below the SLO with a margin, and a p95 well inside it is no
@@ -44,6 +48,7 @@ class RewardConfig:
         for name in ("w_utilisation", "w_efficiency", "w_latency", "w_qos"):
             value = getattr(self, name)
             check(value >= 0, f"reward.{name} must be >= 0, got {value}")
+        check(0 < self.qos_budget <= 1, f"reward.qos_budget must be in (0, 1], got {self.qos_budget}")
         check(0 <= self.latency_headroom < 1, f"reward.latency_headroom must be in [0, 1), got {self.latency_headroom}")
 
 
@@ -106,7 +111,9 @@ def percentile_sorted(values: np.ndarray, q: float) -> float:
     return float(values[lo] + (values[hi] - values[lo]) * (pos - lo))
 
 
-def reward_terms(k: IntervalKpis, slo_ms: float, total_gpus: float, headroom: float = 0.6) -> dict[str, float]:
+def reward_terms(
+    k: IntervalKpis, slo_ms: float, total_gpus: float, headroom: float = 0.6, qos_budget: float = 0.01
+) -> dict[str, float]:
     """The four named terms for interval ``k``."""
     util = min(1.0, k.gpu_work_s / k.vgpu_s) if k.vgpu_s > 0 else 0.0
     held = k.vgpu_s / (k.duration_s * total_gpus) if k.duration_s > 0 else 0.0
@@ -115,7 +122,7 @@ def reward_terms(k: IntervalKpis, slo_ms: float, total_gpus: float, headroom: fl
         "utilisation": util,
         "efficiency": max(0.0, 1.0 - held),
         "latency": latency,
-        "qos_violation": k.violation_rate,
+        "qos_violation": min(1.0, k.violation_rate / qos_budget),
     }
 
 

@@ -64,7 +64,7 @@ def test_encode_action_moves_at_most_the_largest_delta(current, wanted, expected
 def test_encode_action_share_absolute_and_relative() -> None:
     absolute = EnvConfig(share_action="absolute")
     assert absolute.share_levels[encode_action(absolute, 1, Desired(1, 50))[1]] == 50
-    assert absolute.share_levels[encode_action(absolute, 1, Desired(1, 12))[1]] == 10
+    assert absolute.share_levels[encode_action(absolute, 1, Desired(1, 12))[1]] == 20
     relative = EnvConfig(share_action="relative")
     step = relative.share_steps
     assert step[encode_action(relative, 1, Desired(1, 20), current_gpucores=50)[1]] == -1

@@ -102,7 +102,7 @@ def test_out_of_range_actions_are_clipped_and_reported() -> None:
     assert any("outside the action space" in c for c in info["action/clipped"])
     for _ in range(12):
         _, _, _, _, info = env.step(np.array([2, 0]))  # one level down whenever no rollout runs
-    assert info["action/gpucores"] == 10
+    assert info["action/gpucores"] == 20
     assert any("beyond the share levels" in c for c in info["action/clipped"])
     for _ in range(2):
         _, _, _, _, info = env.step(np.array([9, 1]))  # +2 replicas each step (index clipped to 4)
@@ -114,10 +114,10 @@ def test_out_of_range_actions_are_clipped_and_reported() -> None:
 
 def test_absolute_share_action() -> None:
     env = K8sGpuEnv(profile="low", share_action="absolute")
-    assert env.action_space.nvec.tolist() == [5, 7]
+    assert env.action_space.nvec.tolist() == [5, 6]
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.array([2, 1]))
-    assert info["action/gpucores"] == 20
+    assert info["action/gpucores"] == 30
 
 
 @pytest.mark.parametrize("mode", ["relative", "absolute"])
@@ -135,7 +135,7 @@ def test_replicas_clipped_to_what_hami_can_place() -> None:
     env = K8sGpuEnv(profile="low", max_replicas=8, share_action="absolute")
     env.reset(seed=0)
     for _ in range(3):
-        _, _, _, _, info = env.step(np.array([4, 6]))  # gpucores 100: exclusive, one per GPU
+        _, _, _, _, info = env.step(np.array([4, 5]))  # gpucores 100: exclusive, one per GPU
     assert info["action/replicas"] == 1
     assert any("HAMi can place" in c for c in info["action/clipped"])
 
