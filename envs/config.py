@@ -47,18 +47,31 @@ class EnvConfig:
     reward: RewardConfig = field(default_factory=RewardConfig)
 
     def __post_init__(self) -> None:
-        check(self.decision_interval_s > 0, f"decision_interval_s must be positive, got {self.decision_interval_s}")
+        check(
+            self.decision_interval_s > 0,
+            f"decision_interval_s must be positive, got {self.decision_interval_s}",
+        )
         check(self.slo_ms > 0, f"slo_ms must be positive, got {self.slo_ms}")
-        check(1 <= self.min_replicas <= self.max_replicas,
-              f"need 1 <= min_replicas <= max_replicas, got {self.min_replicas}, {self.max_replicas}")
-        check(len(self.replica_deltas) >= 1 and 0 in self.replica_deltas,
-              f"replica_deltas must contain 0, got {self.replica_deltas}")
-        check(len(self.share_levels) >= 1 and all(0 < s <= 100 for s in self.share_levels),
-              f"share_levels must be gpucores in 1..100, got {self.share_levels}")
-        check(list(self.share_levels) == sorted(set(self.share_levels)),
-              f"share_levels must be increasing and distinct, got {self.share_levels}")
+        check(
+            1 <= self.min_replicas <= self.max_replicas,
+            f"need 1 <= min_replicas <= max_replicas, got {self.min_replicas}, {self.max_replicas}",
+        )
+        check(
+            len(self.replica_deltas) >= 1 and 0 in self.replica_deltas,
+            f"replica_deltas must contain 0, got {self.replica_deltas}",
+        )
+        check(
+            len(self.share_levels) >= 1 and all(0 < s <= 100 for s in self.share_levels),
+            f"share_levels must be gpucores in 1..100, got {self.share_levels}",
+        )
+        check(
+            list(self.share_levels) == sorted(set(self.share_levels)),
+            f"share_levels must be increasing and distinct, got {self.share_levels}",
+        )
         check(0 in self.share_steps, f"share_steps must contain 0, got {self.share_steps}")
-        check(self.gpumem_headroom >= 1.0, f"gpumem_headroom must be >= 1, got {self.gpumem_headroom}")
+        check(
+            self.gpumem_headroom >= 1.0, f"gpumem_headroom must be >= 1, got {self.gpumem_headroom}"
+        )
         check(self.rps_scale > 0, f"rps_scale must be positive, got {self.rps_scale}")
 
 

@@ -27,10 +27,15 @@ class EpisodeAccumulator:
     def add(self, rec: IntervalRecord, terms: dict[str, float], reward: float) -> None:
         self.latencies.append(rec.latencies_s)
         self.ok.append(rec.ok)
-        for key, value in (("duration_s", rec.end_s - rec.start_s), ("vgpu_s", rec.vgpu_s),
-                           ("replica_s", rec.replica_s), ("gpu_work_s", rec.gpu_work_s),
-                           ("cpu_s", rec.cpu_s), ("cpu_request_s", rec.cpu_request_s),
-                           ("gpu_memory_mib_s", rec.gpu_memory_mib_s)):
+        for key, value in (
+            ("duration_s", rec.end_s - rec.start_s),
+            ("vgpu_s", rec.vgpu_s),
+            ("replica_s", rec.replica_s),
+            ("gpu_work_s", rec.gpu_work_s),
+            ("cpu_s", rec.cpu_s),
+            ("cpu_request_s", rec.cpu_request_s),
+            ("gpu_memory_mib_s", rec.gpu_memory_mib_s),
+        ):
             self.sums[key] = self.sums.get(key, 0.0) + value
         for name, value in terms.items():
             self.reward_terms[name] = self.reward_terms.get(name, 0.0) + value
@@ -49,7 +54,9 @@ class EpisodeAccumulator:
             "requests": float(n),
             "failures": float(n - good.size),
             "success_rate": good.size / n if n else 1.0,
-            "qos_violation_rate": float(np.count_nonzero(~ok | (lat_ms > self.slo_ms))) / n if n else 0.0,
+            "qos_violation_rate": float(np.count_nonzero(~ok | (lat_ms > self.slo_ms))) / n
+            if n
+            else 0.0,
             "mean_latency_ms": float(good.mean()) if good.size else float("nan"),
             "p50_latency_ms": float(pct[0]),
             "p95_latency_ms": float(pct[1]),
@@ -59,7 +66,8 @@ class EpisodeAccumulator:
             "replica_hours": s.get("replica_s", 0.0) / 3600.0,
             "mean_replicas": s.get("replica_s", 0.0) / duration,
             "gpu_util": s.get("gpu_work_s", 0.0) / (duration * self.total_gpus),
-            "gpu_memory_util": s.get("gpu_memory_mib_s", 0.0) / (duration * self.total_gpus * self.gpu_memory_mib),
+            "gpu_memory_util": s.get("gpu_memory_mib_s", 0.0)
+            / (duration * self.total_gpus * self.gpu_memory_mib),
             "cpu_util": s.get("cpu_s", 0.0) / s["cpu_request_s"] if s.get("cpu_request_s") else 0.0,
             "duration_s": duration,
             "return": self.episode_return,

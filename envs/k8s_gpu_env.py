@@ -12,8 +12,8 @@ from gymnasium import spaces
 
 from envs.backends.base import Backend
 from envs.config import EnvConfig, gpumem_for
-from envs.observation import FEATURE_NAMES, HIGH, normalisers, to_vector
 from envs.episode import EpisodeAccumulator
+from envs.observation import FEATURE_NAMES, HIGH, normalisers, to_vector
 from envs.reward import combine, interval_kpis, reward_terms
 from envs.sim.config import ClusterConfig, load_cluster_config
 from k8s_gpu_rl.config import from_dict, read_yaml, replace, suggest
@@ -123,17 +123,24 @@ class K8sGpuEnv(gym.Env):
         self.action_space = spaces.MultiDiscrete([len(c.replica_deltas), n_share])
         self.observation_space = spaces.Box(0.0, HIGH, dtype=np.float32)
         self._norm = normalisers(
-            c.rps_scale, c.slo_ms, self.backend.max_batch, c.max_replicas, self.backend.scrape_interval_s
+            c.rps_scale,
+            c.slo_ms,
+            self.backend.max_batch,
+            c.max_replicas,
+            self.backend.scrape_interval_s,
         )
         self.max_steps = int(np.ceil(self.backend.duration_s / c.decision_interval_s - 1e-9))
         self.steps = 0
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict | None = None
+    ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self.backend.reset(int(self.np_random.integers(0, 2**63 - 1)))
         self.steps = 0
-        self._episode = EpisodeAccumulator(self.config.slo_ms, self.backend.total_gpus,
-                                           self.backend.gpu_memory_mib)
+        self._episode = EpisodeAccumulator(
+            self.config.slo_ms, self.backend.total_gpus, self.backend.gpu_memory_mib
+        )
         return self._observe(), {"time_s": 0.0, "feature_names": FEATURE_NAMES}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -142,32 +149,56 @@ class K8sGpuEnv(gym.Env):
         self.backend.apply(replicas, gpucores, gpumem)
         rec = self.backend.advance(self.config.decision_interval_s)
         c = self.config
-        k = interval_kpis(rec.latencies_s, rec.ok, c.slo_ms, rec.end_s - rec.start_s,
-                          rec.vgpu_s, rec.gpu_work_s, rec.replica_s)
-        terms = reward_terms(k, c.slo_ms, self.backend.total_gpus, c.reward.latency_headroom, c.reward.qos_budget)
+        k = interval_kpis(
+            rec.latencies_s,
+            rec.ok,
+            c.slo_ms,
+            rec.end_s - rec.start_s,
+            rec.vgpu_s,
+            rec.gpu_work_s,
+            rec.replica_s,
+        )
+        terms = reward_terms(
+            k, c.slo_ms, self.backend.total_gpus, c.reward.latency_headroom, c.reward.qos_budget
+        )
         reward = float(combine(terms, c.reward))
         self.steps += 1
         self._episode.add(rec, terms, reward)
         dep = self.backend.deployment()
         dt = rec.end_s - rec.start_s
         info.update({f"reward/{name}": value for name, value in terms.items()})
-        info.update({
-            "reward/total": reward,
-            "autoscale/requests": k.requests, "autoscale/failures": k.failures,
-            "autoscale/mean_latency_ms": k.mean_ms, "autoscale/p50_latency_ms": k.p50_ms,
-            "autoscale/p95_latency_ms": k.p95_ms, "autoscale/p99_latency_ms": k.p99_ms,
-            "autoscale/throughput_rps": k.throughput_rps, "autoscale/qos_violation_rate": k.violation_rate,
-            "autoscale/vgpu_seconds": k.vgpu_s, "autoscale/replica_seconds": k.replica_s,
-            "autoscale/gpu_work_seconds": k.gpu_work_s,
-            "autoscale/replicas_spec": dep.spec_replicas, "autoscale/replicas_ready": dep.ready_replicas,
-            "autoscale/pods_pending": dep.pending_pods, "autoscale/gpucores": dep.gpucores,
-            "autoscale/gpumem_mib": dep.gpumem_mib,
-            "autoscale/users": int(users_at(self.profile, min(rec.end_s, self.profile.duration_s - 1e-9))),
-            "autoscale/gpu_util": rec.gpu_work_s / (dt * self.backend.total_gpus),
-            "autoscale/gpu_memory_util": rec.gpu_memory_mib_s / (dt * self.backend.total_gpus * self.backend.gpu_memory_mib),
-            "autoscale/cpu_util": rec.cpu_s / rec.cpu_request_s if rec.cpu_request_s > 0 else 0.0,
-            "events": rec.events, "time_s": rec.end_s,
-        })
+        info.update(
+            {
+                "reward/total": reward,
+                "autoscale/requests": k.requests,
+                "autoscale/failures": k.failures,
+                "autoscale/mean_latency_ms": k.mean_ms,
+                "autoscale/p50_latency_ms": k.p50_ms,
+                "autoscale/p95_latency_ms": k.p95_ms,
+                "autoscale/p99_latency_ms": k.p99_ms,
+                "autoscale/throughput_rps": k.throughput_rps,
+                "autoscale/qos_violation_rate": k.violation_rate,
+                "autoscale/vgpu_seconds": k.vgpu_s,
+                "autoscale/replica_seconds": k.replica_s,
+                "autoscale/gpu_work_seconds": k.gpu_work_s,
+                "autoscale/replicas_spec": dep.spec_replicas,
+                "autoscale/replicas_ready": dep.ready_replicas,
+                "autoscale/pods_pending": dep.pending_pods,
+                "autoscale/gpucores": dep.gpucores,
+                "autoscale/gpumem_mib": dep.gpumem_mib,
+                "autoscale/users": int(
+                    users_at(self.profile, min(rec.end_s, self.profile.duration_s - 1e-9))
+                ),
+                "autoscale/gpu_util": rec.gpu_work_s / (dt * self.backend.total_gpus),
+                "autoscale/gpu_memory_util": rec.gpu_memory_mib_s
+                / (dt * self.backend.total_gpus * self.backend.gpu_memory_mib),
+                "autoscale/cpu_util": rec.cpu_s / rec.cpu_request_s
+                if rec.cpu_request_s > 0
+                else 0.0,
+                "events": rec.events,
+                "time_s": rec.end_s,
+            }
+        )
         truncated = self.steps >= self.max_steps
         if truncated:
             info["episode_kpis"] = self._episode.kpis()
@@ -178,8 +209,10 @@ class K8sGpuEnv(gym.Env):
         c = self.config
         clipped: list[str] = []
         n_share = int(self.action_space.nvec[1])
-        hold = (c.replica_deltas.index(0), c.share_steps.index(0) if c.share_action == "relative"
-                else self._current_level())
+        hold = (
+            c.replica_deltas.index(0),
+            c.share_steps.index(0) if c.share_action == "relative" else self._current_level(),
+        )
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.size != 2 or not np.isfinite(a).all():
             clipped.append(f"malformed action {action!r}: held the current setting")
@@ -196,31 +229,48 @@ class K8sGpuEnv(gym.Env):
                 clipped.append(f"share step {c.share_steps[j]:+d} beyond the share levels")
                 level = min(max(level, 0), len(c.share_levels) - 1)
         gpucores = c.share_levels[level]
-        gpumem = gpumem_for(gpucores, self.backend.gpu_memory_mib,
-                            self.cluster_config.serving.model_memory_mib, c.gpumem_headroom)
+        gpumem = gpumem_for(
+            gpucores,
+            self.backend.gpu_memory_mib,
+            self.cluster_config.serving.model_memory_mib,
+            c.gpumem_headroom,
+        )
         dep = self.backend.deployment()
         requested = dep.spec_replicas + c.replica_deltas[i]
         replicas = min(max(requested, c.min_replicas), c.max_replicas)
         if replicas != requested:
             clipped.append(f"replicas {requested} outside [{c.min_replicas}, {c.max_replicas}]")
         if dep.rollout_in_progress and replicas > dep.spec_replicas:
-            clipped.append("scale-up waits for the rollout under way (new pods could take its room)")
+            clipped.append(
+                "scale-up waits for the rollout under way (new pods could take its room)"
+            )
             replicas = dep.spec_replicas
         replicas = self._fit_replicas(replicas, gpucores, gpumem, clipped)
         if not self.backend.rollout_can_start(replicas, gpucores, gpumem):
-            clipped.append(f"gpucores {gpucores}: a rollout is under way, or the new pods would not fit "
-                           f"beside the current ones (maxUnavailable 0): kept {dep.gpucores}")
+            clipped.append(
+                f"gpucores {gpucores}: a rollout is under way, or the new pods would not fit "
+                f"beside the current ones (maxUnavailable 0): kept {dep.gpucores}"
+            )
             gpucores, gpumem = dep.gpucores, dep.gpumem_mib
             replicas = self._fit_replicas(replicas, gpucores, gpumem, clipped)
-        info.update({"action/replica_delta": c.replica_deltas[i], "action/requested_replicas": requested,
-                     "action/replicas": replicas, "action/gpucores": gpucores, "action/clipped": clipped})
+        info.update(
+            {
+                "action/replica_delta": c.replica_deltas[i],
+                "action/requested_replicas": requested,
+                "action/replicas": replicas,
+                "action/gpucores": gpucores,
+                "action/clipped": clipped,
+            }
+        )
         return replicas, gpucores, gpumem
 
     def _fit_replicas(self, replicas: int, gpucores: int, gpumem: int, clipped: list[str]) -> int:
         """``replicas``, or fewer if HAMi cannot place that many pods of this share."""
         room = self.backend.capacity(gpucores, gpumem)
         if replicas > room >= self.config.min_replicas:
-            clipped.append(f"replicas {replicas} exceed what HAMi can place at gpucores={gpucores}: {room}")
+            clipped.append(
+                f"replicas {replicas} exceed what HAMi can place at gpucores={gpucores}: {room}"
+            )
             return room
         return replicas
 
@@ -241,11 +291,17 @@ class K8sGpuEnv(gym.Env):
         want = replicas - dep.spec_replicas
         if target != current:
             want = min(want, 0)
-        i = min(range(len(c.replica_deltas)), key=lambda k: (abs(c.replica_deltas[k] - want), abs(c.replica_deltas[k])))
+        i = min(
+            range(len(c.replica_deltas)),
+            key=lambda k: (abs(c.replica_deltas[k] - want), abs(c.replica_deltas[k])),
+        )
         if c.share_action == "absolute":
             return np.array([i, target])
         step = target - current
-        j = min(range(len(c.share_steps)), key=lambda k: (abs(c.share_steps[k] - step), abs(c.share_steps[k])))
+        j = min(
+            range(len(c.share_steps)),
+            key=lambda k: (abs(c.share_steps[k] - step), abs(c.share_steps[k])),
+        )
         return np.array([i, j])
 
     def _observe(self) -> np.ndarray:
@@ -272,7 +328,9 @@ class K8sGpuEnv(gym.Env):
         self.backend.close()
 
 
-def _env_config(config: EnvConfig | dict | str | Path | None, overrides: dict[str, Any]) -> EnvConfig:
+def _env_config(
+    config: EnvConfig | dict | str | Path | None, overrides: dict[str, Any]
+) -> EnvConfig:
     if isinstance(config, str | Path):
         config = from_dict(EnvConfig, read_yaml(config), str(config))
     base = config if isinstance(config, EnvConfig) else from_dict(EnvConfig, config or {}, "config")
@@ -291,4 +349,6 @@ def _make_backend(name: str, cluster: ClusterConfig, profile: LoadProfile) -> Ba
         from envs.backends.sim import SimBackend
 
         return SimBackend(cluster, profile)
-    raise ConfigError(f"unknown backend {name!r}{suggest(name, BACKENDS)}; available: {', '.join(BACKENDS)}")
+    raise ConfigError(
+        f"unknown backend {name!r}{suggest(name, BACKENDS)}; available: {', '.join(BACKENDS)}"
+    )

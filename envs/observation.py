@@ -67,33 +67,59 @@ FEATURES: tuple[Feature, ...] = (
         "server_latency",
         f"sum(rate(nv_inference_request_duration_us{M}[{{window}}])) / "
         f"sum(rate(nv_inference_request_success{M}[{{window}}])) / 1000",
-        "slo", 10.0,
+        "slo",
+        10.0,
     ),
     Feature(
         "queue_latency",
         f"sum(rate(nv_inference_queue_duration_us{M}[{{window}}])) / "
         f"sum(rate(nv_inference_request_success{M}[{{window}}])) / 1000",
-        "slo", 10.0,
+        "slo",
+        10.0,
     ),
     Feature(
         "batch_size",
         f"sum(rate(nv_inference_count{M}[{{window}}])) / sum(rate(nv_inference_exec_count{M}[{{window}}]))",
-        "batch", 1.0,
+        "batch",
+        1.0,
     ),
     Feature("pending_requests", f"sum(nv_inference_pending_request_count{M})", "hundred", 5.0),
     Feature("gpu_util", "avg(avg_over_time(DCGM_FI_DEV_GPU_UTIL[{window}]))", "hundred", 1.0),
-    Feature("gpu_memory", "sum(DCGM_FI_DEV_FB_USED) / (sum(DCGM_FI_DEV_FB_USED) + sum(DCGM_FI_DEV_FB_FREE))", "one", 1.0),
+    Feature(
+        "gpu_memory",
+        "sum(DCGM_FI_DEV_FB_USED) / (sum(DCGM_FI_DEV_FB_USED) + sum(DCGM_FI_DEV_FB_FREE))",
+        "one",
+        1.0,
+    ),
     Feature(
         "cpu_util",
         f"sum(rate(container_cpu_usage_seconds_total{POD}[{{window}}])) / "
         f'sum(kube_pod_container_resource_requests{{{{namespace="{{namespace}}", pod=~"{{deployment}}-.*", resource="cpu"}}}})',
-        "one", 4.0,
+        "one",
+        4.0,
     ),
-    Feature("replicas_available", 'kube_deployment_status_replicas_available{{deployment="{deployment}"}}', "replicas", 2.0),
-    Feature("replicas_desired", 'kube_deployment_spec_replicas{{deployment="{deployment}"}}', "replicas", 2.0),
-    Feature("replicas_unavailable", 'kube_deployment_status_replicas_unavailable{{deployment="{deployment}"}}', "replicas", 2.0),
+    Feature(
+        "replicas_available",
+        'kube_deployment_status_replicas_available{{deployment="{deployment}"}}',
+        "replicas",
+        2.0,
+    ),
+    Feature(
+        "replicas_desired",
+        'kube_deployment_spec_replicas{{deployment="{deployment}"}}',
+        "replicas",
+        2.0,
+    ),
+    Feature(
+        "replicas_unavailable",
+        'kube_deployment_status_replicas_unavailable{{deployment="{deployment}"}}',
+        "replicas",
+        2.0,
+    ),
     Feature("gpu_cores_allocated", "avg(hami_gpu_core_allocated_ratio)", "one", 2.0),
-    Feature("metrics_age", "time() - max(timestamp(kube_deployment_spec_replicas))", "scrape", 10.0),
+    Feature(
+        "metrics_age", "time() - max(timestamp(kube_deployment_spec_replicas))", "scrape", 10.0
+    ),
     Feature("gpucores_serving", "", "hundred", 1.0),
     Feature("gpucores_target", "", "hundred", 1.0),
     Feature("pods_pending", "", "replicas", 2.0),
@@ -102,11 +128,18 @@ FEATURE_NAMES = tuple(f.name for f in FEATURES)
 HIGH = np.array([f.high for f in FEATURES], dtype=np.float32)
 
 
-def normalisers(rps_scale: float, slo_ms: float, max_batch: int, max_replicas: int, scrape_s: float) -> dict[str, float]:
+def normalisers(
+    rps_scale: float, slo_ms: float, max_batch: int, max_replicas: int, scrape_s: float
+) -> dict[str, float]:
     """Divisors by feature ``scale`` key."""
     return {
-        "rps": rps_scale, "slo": slo_ms, "batch": float(max_batch), "hundred": 100.0,
-        "one": 1.0, "replicas": float(max_replicas), "scrape": scrape_s,
+        "rps": rps_scale,
+        "slo": slo_ms,
+        "batch": float(max_batch),
+        "hundred": 100.0,
+        "one": 1.0,
+        "replicas": float(max_replicas),
+        "scrape": scrape_s,
     }
 
 
@@ -151,13 +184,16 @@ def evaluate_sim(prom: PromSim, now: float, window_s: float) -> dict[str, float]
         "pending_requests": pods[_PG["nv_inference_pending_request_count"]],
         "gpu_util": float(util.mean()) if util.size else math.nan,
         "gpu_memory": _ratio(used, used + free),
-        "cpu_util": _ratio(r1[_C["container_cpu_usage_seconds_total"]],
-                           pods[_PG["kube_pod_container_resource_requests_cpu_cores"]]),
+        "cpu_util": _ratio(
+            r1[_C["container_cpu_usage_seconds_total"]],
+            pods[_PG["kube_pod_container_resource_requests_cpu_cores"]],
+        ),
         "replicas_available": float(dep[_DG["kube_deployment_status_replicas_available"]]),
         "replicas_desired": float(dep[_DG["kube_deployment_spec_replicas"]]),
         "replicas_unavailable": float(dep[_DG["kube_deployment_status_replicas_unavailable"]]),
         "gpu_cores_allocated": float(gpus[present, _GG["hami_gpu_core_allocated_ratio"]].mean())
-        if present.any() else math.nan,
+        if present.any()
+        else math.nan,
         "metrics_age": now - float(prom.t[row]),
     }
 

@@ -48,8 +48,13 @@ class RewardConfig:
         for name in ("w_utilisation", "w_efficiency", "w_latency", "w_qos"):
             value = getattr(self, name)
             check(value >= 0, f"reward.{name} must be >= 0, got {value}")
-        check(0 < self.qos_budget <= 1, f"reward.qos_budget must be in (0, 1], got {self.qos_budget}")
-        check(0 <= self.latency_headroom < 1, f"reward.latency_headroom must be in [0, 1), got {self.latency_headroom}")
+        check(
+            0 < self.qos_budget <= 1, f"reward.qos_budget must be in (0, 1], got {self.qos_budget}"
+        )
+        check(
+            0 <= self.latency_headroom < 1,
+            f"reward.latency_headroom must be in [0, 1), got {self.latency_headroom}",
+        )
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,13 @@ class IntervalKpis:
 
 
 def interval_kpis(
-    latencies_s: np.ndarray, ok: np.ndarray, slo_ms: float, duration_s: float,
-    vgpu_s: float, gpu_work_s: float, replica_s: float,
+    latencies_s: np.ndarray,
+    ok: np.ndarray,
+    slo_ms: float,
+    duration_s: float,
+    vgpu_s: float,
+    gpu_work_s: float,
+    replica_s: float,
 ) -> IntervalKpis:
     """KPIs of an interval from its client-side records."""
     lat_ms = latencies_s * 1000.0
@@ -98,8 +108,17 @@ def interval_kpis(
         p50 = p95 = p99 = mean = float("inf")
     violations = int(np.count_nonzero(~ok | (lat_ms > slo_ms)))
     return IntervalKpis(
-        duration_s, n, int(n - good.size), violations, mean, float(p50), float(p95), float(p99),
-        vgpu_s, gpu_work_s, replica_s,
+        duration_s,
+        n,
+        int(n - good.size),
+        violations,
+        mean,
+        float(p50),
+        float(p95),
+        float(p99),
+        vgpu_s,
+        gpu_work_s,
+        replica_s,
     )
 
 
@@ -112,12 +131,18 @@ def percentile_sorted(values: np.ndarray, q: float) -> float:
 
 
 def reward_terms(
-    k: IntervalKpis, slo_ms: float, total_gpus: float, headroom: float = 0.6, qos_budget: float = 0.01
+    k: IntervalKpis,
+    slo_ms: float,
+    total_gpus: float,
+    headroom: float = 0.6,
+    qos_budget: float = 0.01,
 ) -> dict[str, float]:
     """The four named terms for interval ``k``."""
     util = min(1.0, k.gpu_work_s / k.vgpu_s) if k.vgpu_s > 0 else 0.0
     held = k.vgpu_s / (k.duration_s * total_gpus) if k.duration_s > 0 else 0.0
-    latency = min(5.0, max(0.0, k.p95_ms / slo_ms - headroom) / (1.0 - headroom)) if k.requests else 0.0
+    latency = (
+        min(5.0, max(0.0, k.p95_ms / slo_ms - headroom) / (1.0 - headroom)) if k.requests else 0.0
+    )
     return {
         "utilisation": util,
         "efficiency": max(0.0, 1.0 - held),

@@ -61,8 +61,15 @@ def ppo_speed(profile: str, timesteps: int) -> float:
     from envs.k8s_gpu_env import K8sGpuEnv
 
     torch.set_num_threads(1)
-    model = PPO("MlpPolicy", K8sGpuEnv(profile=profile), n_steps=512, batch_size=128, seed=0,
-                device="cpu", verbose=0)
+    model = PPO(
+        "MlpPolicy",
+        K8sGpuEnv(profile=profile),
+        n_steps=512,
+        batch_size=128,
+        seed=0,
+        device="cpu",
+        verbose=0,
+    )
     model.learn(256)  # warm-up: numba cache load, torch init
     start = time.perf_counter()
     model.learn(timesteps, reset_num_timesteps=False)

@@ -32,13 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     except K8sGpuRlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"cluster {config.name}, profile {args.profile}, {args.seeds} runs "
-          f"(success rate {figures['success_rate']:.2%})\n")
+    print(
+        f"cluster {config.name}, profile {args.profile}, {args.seeds} runs "
+        f"(success rate {figures['success_rate']:.2%})\n"
+    )
     print(f"{'figure':<18}{'measured':>16}{'simulated':>16}{'error':>8}")
     worst = 0.0
     for c in compare(figures):
         unit = UNITS[c.name]
-        print(f"{c.name:<18}{c.measured:>9.1f} {unit:<6}{c.simulated:>9.1f} {unit:<6}{c.relative_error:>+8.1%}")
+        print(
+            f"{c.name:<18}{c.measured:>9.1f} {unit:<6}{c.simulated:>9.1f} {unit:<6}{c.relative_error:>+8.1%}"
+        )
         worst = max(worst, abs(c.relative_error))
     verdict = "within" if worst <= args.tolerance else "OUTSIDE"
     print(f"\nworst error {worst:.1%}: {verdict} the {args.tolerance:.0%} target")

@@ -32,8 +32,14 @@ def test_round_trip_through_dict() -> None:
     ("text", "needle"),
     [
         ("hami: {device_split_count: 0}", r"hami: device_split_count must be >= 1, got 0"),
-        ("hami: {devce_split_count: 4}", r"hami: unknown field 'devce_split_count' \(did you mean 'device_split_count'\?\)"),
-        ("serving: {max_batch_size: eight}", r"serving.max_batch_size: expected an integer, got 'eight'"),
+        (
+            "hami: {devce_split_count: 4}",
+            r"hami: unknown field 'devce_split_count' \(did you mean 'device_split_count'\?\)",
+        ),
+        (
+            "serving: {max_batch_size: eight}",
+            r"serving.max_batch_size: expected an integer, got 'eight'",
+        ),
         ("hami: {gpu_scheduler_policy: pack}", r"gpu_scheduler_policy: 'pack' is not allowed"),
         ("faults: [{kind: meteor, at_s: 3}]", r"faults\[0\].kind: 'meteor' is not allowed"),
         ("metrics: {scrape_interval_s: 60, rate_window_s: 60}", r"must hold two scrapes"),
@@ -41,7 +47,9 @@ def test_round_trip_through_dict() -> None:
         ("hami: [1, 2", r"not valid YAML"),
     ],
 )
-def test_malformed_cluster_file_names_file_field_and_value(tmp_path: Path, text: str, needle: str) -> None:
+def test_malformed_cluster_file_names_file_field_and_value(
+    tmp_path: Path, text: str, needle: str
+) -> None:
     path = tmp_path / "mine.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=needle) as err:
@@ -69,5 +77,7 @@ def test_gpumem_rule_never_below_model_needs() -> None:
 
 def test_default_deployment_gpumem_follows_the_rule() -> None:
     cfg, env = ClusterConfig(), EnvConfig()
-    expected = gpumem_for(cfg.deployment.gpucores, 10240, cfg.serving.model_memory_mib, env.gpumem_headroom)
+    expected = gpumem_for(
+        cfg.deployment.gpucores, 10240, cfg.serving.model_memory_mib, env.gpumem_headroom
+    )
     assert cfg.deployment.gpumem_mib == expected

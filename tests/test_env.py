@@ -17,7 +17,9 @@ from k8s_gpu_rl.errors import ConfigError
 HOLD = np.array([2, 1])  # replica delta 0, share step 0: keep the initial Deployment
 
 
-def rollout(env: gym.Env, seed: int, actions: list[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
+def rollout(
+    env: gym.Env, seed: int, actions: list[np.ndarray]
+) -> tuple[list[np.ndarray], list[float]]:
     obs, _ = env.reset(seed=seed)
     observations, rewards = [obs], []
     for action in actions:
@@ -85,8 +87,12 @@ def test_info_reports_every_reward_term_and_kpi() -> None:
     _, reward, _, _, info = env.step(HOLD)
     terms = ("utilisation", "efficiency", "latency", "qos_violation")
     w = env.config.reward
-    expected = (w.w_utilisation * info["reward/utilisation"] + w.w_efficiency * info["reward/efficiency"]
-                - w.w_latency * info["reward/latency"] - w.w_qos * info["reward/qos_violation"])
+    expected = (
+        w.w_utilisation * info["reward/utilisation"]
+        + w.w_efficiency * info["reward/efficiency"]
+        - w.w_latency * info["reward/latency"]
+        - w.w_qos * info["reward/qos_violation"]
+    )
     assert reward == pytest.approx(expected)
     assert all(f"reward/{t}" in info for t in terms)
     assert info["autoscale/requests"] > 100  # 10 users for 15 s at ~13 req/s

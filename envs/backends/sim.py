@@ -14,8 +14,13 @@ from envs.sim.config import ClusterConfig
 from envs.sim.pods import LIVE, Phase
 from loadprofiles import LoadProfile
 
-PHASE_NAMES = {Phase.PENDING: "Pending", Phase.STARTING: "Starting", Phase.READY: "Ready",
-               Phase.BACKOFF: "CrashLoopBackOff", Phase.TERMINATING: "Terminating"}
+PHASE_NAMES = {
+    Phase.PENDING: "Pending",
+    Phase.STARTING: "Starting",
+    Phase.READY: "Ready",
+    Phase.BACKOFF: "CrashLoopBackOff",
+    Phase.TERMINATING: "Terminating",
+}
 
 
 class SimBackend:
@@ -60,8 +65,17 @@ class SimBackend:
         iv = self.sim.advance(duration_s)
         self._snapshots = [self._snapshots[-1], self._snapshot()]
         return IntervalRecord(
-            iv.start_s, iv.end_s, iv.latencies_s, iv.ok, iv.vgpu_s, iv.gpu_work_s, iv.replica_s,
-            iv.cpu_s, iv.cpu_request_s, iv.gpu_memory_mib_s, iv.events,
+            iv.start_s,
+            iv.end_s,
+            iv.latencies_s,
+            iv.ok,
+            iv.vgpu_s,
+            iv.gpu_work_s,
+            iv.replica_s,
+            iv.cpu_s,
+            iv.cpu_request_s,
+            iv.gpu_memory_mib_s,
+            iv.events,
         )
 
     def observe(self, window_s: float) -> dict[str, float]:
@@ -77,7 +91,9 @@ class SimBackend:
             gpucores=sim.template.gpucores,
             gpumem_mib=sim.template.gpumem_mib,
             serving_gpucores=sum(ready) / len(ready) if ready else 0.0,
-            rollout_in_progress=any(p.template != sim.template for p in sim.pods if p.phase in LIVE),
+            rollout_in_progress=any(
+                p.template != sim.template for p in sim.pods if p.phase in LIVE
+            ),
         )
 
     def pod_metrics(self) -> list[PodMetrics]:
@@ -97,12 +113,20 @@ class SimBackend:
                 rps = delta[st.C_SUCCESS] / dt
                 inflight = delta[st.C_REQUEST_US] / 1e6 / dt
             ready_s = pod.ready_s if pod.phase in (Phase.READY, Phase.TERMINATING) else math.inf
-            out.append(PodMetrics(
-                name=pod.name, phase=PHASE_NAMES[pod.phase], created_s=pod.created_s,
-                started_s=pod.started_s, ready_s=ready_s, cpu_cores=cpu,
-                cpu_request_cores=self.config.deployment.cpu_request, gpucores=pod.template.gpucores,
-                rps=rps, inflight=inflight,
-            ))
+            out.append(
+                PodMetrics(
+                    name=pod.name,
+                    phase=PHASE_NAMES[pod.phase],
+                    created_s=pod.created_s,
+                    started_s=pod.started_s,
+                    ready_s=ready_s,
+                    cpu_cores=cpu,
+                    cpu_request_cores=self.config.deployment.cpu_request,
+                    gpucores=pod.template.gpucores,
+                    rps=rps,
+                    inflight=inflight,
+                )
+            )
         return out
 
     def now_s(self) -> float:

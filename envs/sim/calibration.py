@@ -28,8 +28,14 @@ MEASURED: dict[str, float] = {
 }
 """FACTS.md: the baseline at 10 users, 100 % success."""
 
-UNITS = {"mean_latency_ms": "ms", "p95_latency_ms": "ms", "p99_latency_ms": "ms",
-         "throughput_rps": "req/s", "gpu_memory_gb": "GB", "gpu_util_pct": "%"}
+UNITS = {
+    "mean_latency_ms": "ms",
+    "p95_latency_ms": "ms",
+    "p99_latency_ms": "ms",
+    "throughput_rps": "req/s",
+    "gpu_memory_gb": "GB",
+    "gpu_util_pct": "%",
+}
 
 
 @dataclass(frozen=True)
@@ -46,8 +52,10 @@ class Comparison:
 
 
 def simulate_baseline(
-    config: ClusterConfig | None = None, profile: LoadProfile | str = "low",
-    seeds: tuple[int, ...] = (0, 1, 2), warmup_s: float = 60.0,
+    config: ClusterConfig | None = None,
+    profile: LoadProfile | str = "low",
+    seeds: tuple[int, ...] = (0, 1, 2),
+    warmup_s: float = 60.0,
 ) -> dict[str, float]:
     """The baseline's figures from the simulator, pooled over ``seeds``."""
     config = config or ClusterConfig()

@@ -18,7 +18,15 @@ import numpy as np
 from envs.sim import hami, kernel
 from envs.sim import state as st
 from envs.sim.config import ClusterConfig
-from envs.sim.pods import LIVE, Phase, Pod, Template, deletion_order, rollout_plan, surge_and_unavailable
+from envs.sim.pods import (
+    LIVE,
+    Phase,
+    Pod,
+    Template,
+    deletion_order,
+    rollout_plan,
+    surge_and_unavailable,
+)
 from envs.sim.prometheus import PromSim
 from envs.sim.rng import seed_state
 from envs.sim.scrape import scrape
@@ -111,7 +119,9 @@ class SimCluster:
         template = Template(int(gpucores), int(gpumem_mib))
         if template != self.template:
             self.template = template
-            self._events.append(f"{self.now_s:.0f}s rollout to gpucores={gpucores} gpumem={gpumem_mib}MiB")
+            self._events.append(
+                f"{self.now_s:.0f}s rollout to gpucores={gpucores} gpumem={gpumem_mib}MiB"
+            )
             self._reconcile()
 
     def capacity(self, gpucores: int, gpumem_mib: int) -> int:
@@ -140,8 +150,16 @@ class SimCluster:
         if unavailable >= 1:
             return True
         h = self.config.hami
-        return hami.place(self._gpu_slots(), gpumem_mib, gpucores, h.node_scheduler_policy,
-                          h.gpu_scheduler_policy) is not None
+        return (
+            hami.place(
+                self._gpu_slots(),
+                gpumem_mib,
+                gpucores,
+                h.node_scheduler_policy,
+                h.gpu_scheduler_policy,
+            )
+            is not None
+        )
 
     # --- time -------------------------------------------------------------
     def advance(self, duration_s: float) -> Interval:
@@ -168,8 +186,17 @@ class SimCluster:
         work_s = (float(self.s.g_work_s.sum()) - work_before) / self.config.serving.util_overread
         cpu_s = self._cpu_total() - cpu_before + running_s * self.config.serving.idle_cpu_cores
         return Interval(
-            start, end, self.s.rec_lat_s[lo:n].copy(), self.s.rec_ok[lo:n] == 1,
-            vgpu_s, replica_s, work_s, cpu_s, running_s * self.config.deployment.cpu_request, mem_s, events,
+            start,
+            end,
+            self.s.rec_lat_s[lo:n].copy(),
+            self.s.rec_ok[lo:n] == 1,
+            vgpu_s,
+            replica_s,
+            work_s,
+            cpu_s,
+            running_s * self.config.deployment.cpu_request,
+            mem_s,
+            events,
         )
 
     def _cpu_total(self) -> float:
@@ -190,7 +217,9 @@ class SimCluster:
         return held, ready, running, mem
 
     def _run_kernel(self, t_end: float) -> None:
-        while (status := kernel.run_until(self._cs, t_end, self.ev_t, self.ev_users)) != kernel.DONE:
+        while (
+            status := kernel.run_until(self._cs, t_end, self.ev_t, self.ev_users)
+        ) != kernel.DONE:
             if status != kernel.RECORDS_FULL:
                 raise BackendError(f"serving kernel failed with status {status}")
             self.s = st.grow_records(self.s, 2 * self.s.rec_t.shape[0])
@@ -314,8 +343,11 @@ class SimCluster:
     def _try_schedule(self, pod: Pod, t: float) -> None:
         h = self.config.hami
         gpu = hami.place(
-            self._gpu_slots(), pod.template.gpumem_mib, pod.template.gpucores,
-            h.node_scheduler_policy, h.gpu_scheduler_policy,
+            self._gpu_slots(),
+            pod.template.gpumem_mib,
+            pod.template.gpucores,
+            h.node_scheduler_policy,
+            h.gpu_scheduler_policy,
         )
         if gpu is not None:
             pod.gpu = gpu
@@ -358,8 +390,13 @@ class SimCluster:
         old = [p for p in live if p.template != self.template]
         d = self.config.deployment
         plan = rollout_plan(
-            self.spec_replicas, len(new), sum(p.is_ready(t) for p in new),
-            len(old), sum(p.is_ready(t) for p in old), d.max_surge, d.max_unavailable,
+            self.spec_replicas,
+            len(new),
+            sum(p.is_ready(t) for p in new),
+            len(old),
+            sum(p.is_ready(t) for p in old),
+            d.max_surge,
+            d.max_unavailable,
         )
         for pod in deletion_order(old)[: plan.delete_old]:
             self._delete(pod, t)
@@ -372,8 +409,11 @@ class SimCluster:
         h = self.config.hami
         slots = [
             hami.GpuSlot(
-                index=i, node=node, memory_mib=g.memory_mib * h.device_memory_scaling,
-                cores=100.0 * h.device_core_scaling, split_count=h.device_split_count,
+                index=i,
+                node=node,
+                memory_mib=g.memory_mib * h.device_memory_scaling,
+                cores=100.0 * h.device_core_scaling,
+                split_count=h.device_split_count,
                 healthy=bool(self.gpu_healthy[i] and self.node_healthy[node]),
             )
             for i, (node, g) in enumerate(self.gpu_list)
@@ -381,7 +421,9 @@ class SimCluster:
         if not exclude_deployment:
             for pod in self.pods:
                 if pod.gpu >= 0 and pod.phase != Phase.GONE:
-                    slots[pod.gpu] = hami.allocate(slots[pod.gpu], pod.template.gpumem_mib, pod.template.gpucores)
+                    slots[pod.gpu] = hami.allocate(
+                        slots[pod.gpu], pod.template.gpumem_mib, pod.template.gpucores
+                    )
         return slots
 
     def _warm_start(self) -> None:

@@ -69,10 +69,22 @@ class HamiConfig:
     0 lets it use the whole GPU when it runs alone."""
 
     def __post_init__(self) -> None:
-        check(self.device_split_count >= 1, f"device_split_count must be >= 1, got {self.device_split_count}")
-        check(self.device_memory_scaling > 0, f"device_memory_scaling must be > 0, got {self.device_memory_scaling}")
-        check(self.device_core_scaling > 0, f"device_core_scaling must be > 0, got {self.device_core_scaling}")
-        check(0.0 <= self.core_limit_strength <= 1.0, f"core_limit_strength must be in [0, 1], got {self.core_limit_strength}")
+        check(
+            self.device_split_count >= 1,
+            f"device_split_count must be >= 1, got {self.device_split_count}",
+        )
+        check(
+            self.device_memory_scaling > 0,
+            f"device_memory_scaling must be > 0, got {self.device_memory_scaling}",
+        )
+        check(
+            self.device_core_scaling > 0,
+            f"device_core_scaling must be > 0, got {self.device_core_scaling}",
+        )
+        check(
+            0.0 <= self.core_limit_strength <= 1.0,
+            f"core_limit_strength must be in [0, 1], got {self.core_limit_strength}",
+        )
 
 
 @dataclass(frozen=True)
@@ -102,12 +114,18 @@ class DeploymentConfig:
         check(self.replicas >= 0, f"replicas must be >= 0, got {self.replicas}")
         check(0 <= self.gpucores <= 100, f"gpucores must be in 0..100, got {self.gpucores}")
         check(self.gpumem_mib > 0, f"gpumem_mib must be positive, got {self.gpumem_mib}")
-        check(self.cpu_request > 0 and self.cpu_limit >= self.cpu_request,
-              f"need 0 < cpu_request <= cpu_limit, got {self.cpu_request}, {self.cpu_limit}")
-        check(0 <= self.max_surge <= 1 and 0 <= self.max_unavailable <= 1,
-              "max_surge and max_unavailable must be fractions in [0, 1]")
-        check(self.max_surge > 0 or self.max_unavailable > 0,
-              "max_surge and max_unavailable cannot both be 0")
+        check(
+            self.cpu_request > 0 and self.cpu_limit >= self.cpu_request,
+            f"need 0 < cpu_request <= cpu_limit, got {self.cpu_request}, {self.cpu_limit}",
+        )
+        check(
+            0 <= self.max_surge <= 1 and 0 <= self.max_unavailable <= 1,
+            "max_surge and max_unavailable must be fractions in [0, 1]",
+        )
+        check(
+            self.max_surge > 0 or self.max_unavailable > 0,
+            "max_surge and max_unavailable cannot both be 0",
+        )
 
 
 @dataclass(frozen=True)
@@ -128,7 +146,10 @@ class StartupConfig:
     def __post_init__(self) -> None:
         check(self.median_s > 0, f"median_s must be positive, got {self.median_s}")
         check(self.sigma >= 0, f"sigma must be >= 0, got {self.sigma}")
-        check(self.readiness_period_s > 0, f"readiness_period_s must be positive, got {self.readiness_period_s}")
+        check(
+            self.readiness_period_s > 0,
+            f"readiness_period_s must be positive, got {self.readiness_period_s}",
+        )
 
 
 @dataclass(frozen=True)
@@ -160,10 +181,21 @@ class ServingConfig:
 
     def __post_init__(self) -> None:
         check(self.max_batch_size >= 1, f"max_batch_size must be >= 1, got {self.max_batch_size}")
-        check(self.max_queue_delay_us >= 0, f"max_queue_delay_us must be >= 0, got {self.max_queue_delay_us}")
-        check(self.batch_base_ms > 0 and self.batch_per_item_ms >= 0, "batch times must be positive")
-        check(self.model_memory_mib > 0, f"model_memory_mib must be positive, got {self.model_memory_mib}")
-        check(self.cpu_ms_per_request >= 0, f"cpu_ms_per_request must be >= 0, got {self.cpu_ms_per_request}")
+        check(
+            self.max_queue_delay_us >= 0,
+            f"max_queue_delay_us must be >= 0, got {self.max_queue_delay_us}",
+        )
+        check(
+            self.batch_base_ms > 0 and self.batch_per_item_ms >= 0, "batch times must be positive"
+        )
+        check(
+            self.model_memory_mib > 0,
+            f"model_memory_mib must be positive, got {self.model_memory_mib}",
+        )
+        check(
+            self.cpu_ms_per_request >= 0,
+            f"cpu_ms_per_request must be >= 0, got {self.cpu_ms_per_request}",
+        )
         check(self.util_overread > 0, f"util_overread must be positive, got {self.util_overread}")
 
 
@@ -190,10 +222,19 @@ class ClientConfig:
     goes away); False: per request."""
 
     def __post_init__(self) -> None:
-        check(self.transport_median_ms > 0, f"transport_median_ms must be positive, got {self.transport_median_ms}")
-        check(0 <= self.tail_probability <= 1, f"tail_probability must be in [0, 1], got {self.tail_probability}")
+        check(
+            self.transport_median_ms > 0,
+            f"transport_median_ms must be positive, got {self.transport_median_ms}",
+        )
+        check(
+            0 <= self.tail_probability <= 1,
+            f"tail_probability must be in [0, 1], got {self.tail_probability}",
+        )
         check(self.timeout_s > 0, f"timeout_s must be positive, got {self.timeout_s}")
-        check(0 <= self.uplink_ms <= self.transport_median_ms, "uplink_ms must be in [0, transport_median_ms]")
+        check(
+            0 <= self.uplink_ms <= self.transport_median_ms,
+            "uplink_ms must be in [0, transport_median_ms]",
+        )
 
 
 @dataclass(frozen=True)
@@ -208,10 +249,18 @@ class MetricsConfig:
     """Range of the rate()/avg_over_time() windows in the observation's PromQL."""
 
     def __post_init__(self) -> None:
-        check(self.scrape_interval_s > 0, f"scrape_interval_s must be positive, got {self.scrape_interval_s}")
-        check(self.dcgm_interval_s > 0, f"dcgm_interval_s must be positive, got {self.dcgm_interval_s}")
-        check(self.rate_window_s >= 2 * self.scrape_interval_s,
-              f"rate_window_s ({self.rate_window_s}) must hold two scrapes ({self.scrape_interval_s} s apart)")
+        check(
+            self.scrape_interval_s > 0,
+            f"scrape_interval_s must be positive, got {self.scrape_interval_s}",
+        )
+        check(
+            self.dcgm_interval_s > 0,
+            f"dcgm_interval_s must be positive, got {self.dcgm_interval_s}",
+        )
+        check(
+            self.rate_window_s >= 2 * self.scrape_interval_s,
+            f"rate_window_s ({self.rate_window_s}) must hold two scrapes ({self.scrape_interval_s} s apart)",
+        )
 
 
 FaultKind = Literal["gpu_failure", "node_failure", "pod_crash", "scrape_gap"]

@@ -46,19 +46,51 @@ class CState(ctypes.Structure):
     """Mirror of ``State`` in kernel.c (pointers into the ServingState arrays)."""
 
     _fields_ = [
-        ("params", _P), ("rng", _P), ("ctr", _P), ("now", _P), ("events", _P),
-        ("u_active", _P), ("u_gen", _P), ("u_waiting", _P), ("u_send_t", _P), ("u_pod", _P),
+        ("params", _P),
+        ("rng", _P),
+        ("ctr", _P),
+        ("now", _P),
+        ("events", _P),
+        ("u_active", _P),
+        ("u_gen", _P),
+        ("u_waiting", _P),
+        ("u_send_t", _P),
+        ("u_pod", _P),
         ("n_users", _I),
-        ("h_t", _P), ("h_u", _P), ("h_g", _P), ("heap_cap", _I),
-        ("p_accept_from", _P), ("p_accept_until", _P), ("p_kill_at", _P), ("p_share", _P),
-        ("p_gpu", _P), ("p_cpu_servers", _P),
-        ("p_cpu_s", _P), ("p_busy_until", _P), ("p_next", _P),
-        ("p_batch_n", _P), ("p_batch_t", _P), ("p_head", _P), ("p_tail", _P),
-        ("q_enq", _P), ("q_arr", _P), ("q_user", _P), ("q_gen", _P), ("q_cap", _I),
-        ("cpu_free", _P), ("cpu_k", _I),
-        ("pod_counters", _P), ("n_counters", _I),
-        ("g_speed", _P), ("g_work_s", _P), ("g_hist", _P), ("n_gpus", _I),
-        ("rec_t", _P), ("rec_lat_s", _P), ("rec_ok", _P), ("rec_cap", _I),
+        ("h_t", _P),
+        ("h_u", _P),
+        ("h_g", _P),
+        ("heap_cap", _I),
+        ("p_accept_from", _P),
+        ("p_accept_until", _P),
+        ("p_kill_at", _P),
+        ("p_share", _P),
+        ("p_gpu", _P),
+        ("p_cpu_servers", _P),
+        ("p_cpu_s", _P),
+        ("p_busy_until", _P),
+        ("p_next", _P),
+        ("p_batch_n", _P),
+        ("p_batch_t", _P),
+        ("p_head", _P),
+        ("p_tail", _P),
+        ("q_enq", _P),
+        ("q_arr", _P),
+        ("q_user", _P),
+        ("q_gen", _P),
+        ("q_cap", _I),
+        ("cpu_free", _P),
+        ("cpu_k", _I),
+        ("pod_counters", _P),
+        ("n_counters", _I),
+        ("g_speed", _P),
+        ("g_work_s", _P),
+        ("g_hist", _P),
+        ("n_gpus", _I),
+        ("rec_t", _P),
+        ("rec_lat_s", _P),
+        ("rec_ok", _P),
+        ("rec_cap", _I),
         ("timeout_next", _P),
     ]
 
@@ -66,8 +98,12 @@ class CState(ctypes.Structure):
 def c_state(s: ServingState) -> CState:
     """A :class:`CState` pointing into ``s`` (keep ``s`` alive while it is used)."""
     sizes = {
-        "n_users": s.u_gen.shape[0], "heap_cap": s.h_t.shape[0], "q_cap": s.q_enq.shape[1],
-        "cpu_k": s.cpu_free.shape[1], "n_counters": N_COUNTERS, "n_gpus": s.g_work_s.shape[0],
+        "n_users": s.u_gen.shape[0],
+        "heap_cap": s.h_t.shape[0],
+        "q_cap": s.q_enq.shape[1],
+        "cpu_k": s.cpu_free.shape[1],
+        "n_counters": N_COUNTERS,
+        "n_gpus": s.g_work_s.shape[0],
         "rec_cap": s.rec_t.shape[0],
     }
     fields = {}
@@ -148,7 +184,9 @@ def run_until(cs: CState, t_end: float, ev_t: np.ndarray, ev_users: np.ndarray) 
     Returns ``DONE``, ``RECORDS_FULL`` (grow the record buffers, rebuild the CState, call
     again: the state resumes exactly) or ``HEAP_OVERFLOW`` (an internal sizing bug).
     """
-    return library().run_until(ctypes.byref(cs), t_end, ev_t.ctypes.data, ev_users.ctypes.data, ev_t.shape[0])
+    return library().run_until(
+        ctypes.byref(cs), t_end, ev_t.ctypes.data, ev_users.ctypes.data, ev_t.shape[0]
+    )
 
 
 def refresh_pod(cs: CState, pod: int) -> None:
@@ -161,21 +199,40 @@ def kill_now(cs: CState, pod: int, t: float) -> None:
     library().kill_now(ctypes.byref(cs), pod, t)
 
 
-def rates(times: np.ndarray, values: np.ndarray, range_start: float, range_end: float) -> np.ndarray:
+def rates(
+    times: np.ndarray, values: np.ndarray, range_start: float, range_end: float
+) -> np.ndarray:
     """Prometheus ``rate()`` of each column of ``values`` (rows: samples at ``times``)."""
     times = np.ascontiguousarray(times, dtype=np.float64)
     values = np.ascontiguousarray(values, dtype=np.float64)
     out = np.empty(values.shape[1])
-    library().rates(times.ctypes.data, values.ctypes.data, values.shape[0], values.shape[1],
-                    range_start, range_end, out.ctypes.data)
+    library().rates(
+        times.ctypes.data,
+        values.ctypes.data,
+        values.shape[0],
+        values.shape[1],
+        range_start,
+        range_end,
+        out.ctypes.data,
+    )
     return out
 
 
-def sum_rates(times: np.ndarray, block: np.ndarray, range_start: float, range_end: float) -> np.ndarray:
+def sum_rates(
+    times: np.ndarray, block: np.ndarray, range_start: float, range_end: float
+) -> np.ndarray:
     """``sum(rate(...))`` over series for each counter of ``block[sample, series, counter]``."""
     times = np.ascontiguousarray(times, dtype=np.float64)
     block = np.ascontiguousarray(block, dtype=np.float64)
     out = np.empty(block.shape[2])
-    library().sum_rates(times.ctypes.data, block.ctypes.data, block.shape[0], block.shape[1],
-                        block.shape[2], range_start, range_end, out.ctypes.data)
+    library().sum_rates(
+        times.ctypes.data,
+        block.ctypes.data,
+        block.shape[0],
+        block.shape[1],
+        block.shape[2],
+        range_start,
+        range_end,
+        out.ctypes.data,
+    )
     return out

@@ -77,7 +77,9 @@ class RolloutPlan:
     """Pods of the current template to delete (scale down)."""
 
 
-def surge_and_unavailable(replicas: int, max_surge: float, max_unavailable: float) -> tuple[int, int]:
+def surge_and_unavailable(
+    replicas: int, max_surge: float, max_unavailable: float
+) -> tuple[int, int]:
     """maxSurge rounds up, maxUnavailable down; both 0 would deadlock, so unavailable = 1."""
     surge = math.ceil(max_surge * replicas - 1e-9)
     unavailable = math.floor(max_unavailable * replicas + 1e-9)

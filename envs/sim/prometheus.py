@@ -141,7 +141,9 @@ class PromSim:
         return float("nan") if row is None else float(self.deployment[row, gauge])
 
 
-def extrapolated_rate(times: np.ndarray, values: np.ndarray, range_start: float, range_end: float) -> np.ndarray:
+def extrapolated_rate(
+    times: np.ndarray, values: np.ndarray, range_start: float, range_end: float
+) -> np.ndarray:
     """Prometheus ``rate()`` per column of ``values`` (rows: samples at ``times``; NaN: absent).
 
     Counter resets add the value before the reset; the result is extrapolated towards the

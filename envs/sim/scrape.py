@@ -56,7 +56,9 @@ def _scrape_pods(cluster: SimCluster, row: int, t: float) -> None:
         gauges[_PG["hami_vgpu_memory_used_bytes"]] = cfg.serving.model_memory_mib * MIB
         gauges[_PG["hami_vgpu_memory_limit_bytes"]] = pod.template.gpumem_mib * MIB
         gauges[_PG["kube_pod_container_resource_requests_cpu_cores"]] = cfg.deployment.cpu_request
-        gauges[_PG["kube_pod_container_resource_limits_nvidia_com_gpucores"]] = pod.template.gpucores
+        gauges[_PG["kube_pod_container_resource_limits_nvidia_com_gpucores"]] = (
+            pod.template.gpucores
+        )
 
 
 def _scrape_gpus(cluster: SimCluster, row: int, t: float) -> None:
@@ -69,15 +71,21 @@ def _scrape_gpus(cluster: SimCluster, row: int, t: float) -> None:
         if not cluster.gpu_healthy[g]:
             continue  # the exporter loses a fallen GPU's series
         on_gpu = [p for p in cluster.pods if p.gpu == g and p.phase != Phase.GONE]
-        loaded = [p for p in on_gpu if p.phase in (Phase.READY, Phase.TERMINATING) or p.loaded_s <= t]
+        loaded = [
+            p for p in on_gpu if p.phase in (Phase.READY, Phase.TERMINATING) or p.loaded_s <= t
+        ]
         used_mib = cfg.serving.model_memory_mib * len(loaded)
         gauges = prom.gpu_gauges[row, g]
         gauges[_GG["DCGM_FI_DEV_GPU_UTIL"]] = util[g] if second > 0 else 0.0
         gauges[_GG["DCGM_FI_DEV_FB_USED"]] = used_mib
         gauges[_GG["DCGM_FI_DEV_FB_FREE"]] = gpu_cfg.memory_mib - used_mib
         cores = sum(p.template.gpucores for p in on_gpu)
-        gauges[_GG["hami_gpu_core_allocated_ratio"]] = cores / (100.0 * cfg.hami.device_core_scaling)
-        gauges[_GG["hami_gpu_memory_allocated_bytes"]] = sum(p.template.gpumem_mib for p in on_gpu) * MIB
+        gauges[_GG["hami_gpu_core_allocated_ratio"]] = cores / (
+            100.0 * cfg.hami.device_core_scaling
+        )
+        gauges[_GG["hami_gpu_memory_allocated_bytes"]] = (
+            sum(p.template.gpumem_mib for p in on_gpu) * MIB
+        )
         gauges[_GG["hami_gpu_shared_count"]] = len(on_gpu)
 
 
@@ -87,5 +95,7 @@ def _scrape_deployment(cluster: SimCluster, row: int, t: float) -> None:
     d = cluster.prom.deployment[row]
     d[_DG["kube_deployment_spec_replicas"]] = cluster.spec_replicas
     d[_DG["kube_deployment_status_replicas_available"]] = available
-    d[_DG["kube_deployment_status_replicas_unavailable"]] = max(0, cluster.spec_replicas - available)
+    d[_DG["kube_deployment_status_replicas_unavailable"]] = max(
+        0, cluster.spec_replicas - available
+    )
     d[_DG["kube_deployment_status_replicas"]] = len(live)
