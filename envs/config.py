@@ -34,6 +34,10 @@ class EnvConfig:
     of a level. Relative steps explore locally and make "keep the share" one choice."""
     share_steps: tuple[int, ...] = (-1, 0, 1)
     """Level steps of the relative share action."""
+    initial_share: Literal["deployment", "random"] = "deployment"
+    """Where an episode starts: the Deployment's own gpucores, or a share level drawn
+    from ``np_random`` at each reset ("exploring starts" for training: the agent meets
+    every level without first having to walk there)."""
     gpumem_headroom: float = 1.25
     """gpumem rule: at least the model's memory x this (rounded up to 256 MiB)."""
     rps_scale: float = 200.0

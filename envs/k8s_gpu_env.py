@@ -86,7 +86,8 @@ class K8sGpuEnv(gym.Env):
 
     ## Starting State
     The Deployment as the cluster config gives it (default 1 replica, gpucores 50,
-    gpumem 5120 MiB), already Ready, at the start of the load profile.
+    gpumem 5120 MiB), already Ready, at the start of the load profile. With
+    ``initial_share="random"`` (training) the share is a level drawn at each reset.
 
     ## Episode End
     Truncated after one pass over the load profile (``ceil(duration / interval)`` steps);
@@ -136,7 +137,18 @@ class K8sGpuEnv(gym.Env):
         self, *, seed: int | None = None, options: dict | None = None
     ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        self.backend.reset(int(self.np_random.integers(0, 2**63 - 1)))
+        backend_seed = int(self.np_random.integers(0, 2**63 - 1))
+        if self.config.initial_share == "random":
+            gpucores = int(self.np_random.choice(self.config.share_levels))
+            gpumem = gpumem_for(
+                gpucores,
+                self.backend.gpu_memory_mib,
+                self.cluster_config.serving.model_memory_mib,
+                self.config.gpumem_headroom,
+            )
+            self.backend.reset(backend_seed, gpucores, gpumem)
+        else:
+            self.backend.reset(backend_seed)
         self.steps = 0
         self._episode = EpisodeAccumulator(
             self.config.slo_ms, self.backend.total_gpus, self.backend.gpu_memory_mib

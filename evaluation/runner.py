@@ -112,9 +112,14 @@ def _ppo_model(model: Path | None, runs_root: Path) -> Path:
     return Path(model)
 
 
+TRAINING_ONLY = ("initial_share",)
+"""EnvConfig fields that shape training, not the task: evaluation keeps their defaults
+(every policy starts from the Deployment as deployed)."""
+
+
 def _run_env_config(model: Path) -> dict[str, Any]:
     """The fields of the PPO run's ``env:`` section (``config.yml``) that differ from the
-    EnvConfig defaults (empty when there is none)."""
+    EnvConfig defaults (empty when there is none), except the training-only ones."""
     from agents.run_dir import find_saved_model
     from envs.config import EnvConfig
     from k8s_gpu_rl.config import from_dict, read_yaml, to_dict
@@ -126,7 +131,11 @@ def _run_env_config(model: Path) -> dict[str, Any]:
     env = (data.get("env") or {}) if isinstance(data, dict) else {}
     given = to_dict(from_dict(EnvConfig, env, f"{config_file}: env"))  # validated early
     default = to_dict(EnvConfig())
-    return {key: value for key, value in given.items() if value != default[key]}
+    return {
+        key: value
+        for key, value in given.items()
+        if value != default[key] and key not in TRAINING_ONLY
+    }
 
 
 def build_plan(

@@ -211,3 +211,15 @@ def test_sb3_vector_envs() -> None:
             obs, rewards, dones, infos = venv.step(np.array([HOLD, HOLD]))
         assert np.isfinite(rewards).all() and len(infos) == 2
         venv.close()
+
+
+def test_random_initial_share_draws_levels_from_the_seed() -> None:
+    env = K8sGpuEnv(profile="low", initial_share="random")
+    starts = []
+    for seed in range(12):
+        env.reset(seed=seed)
+        starts.append(env.backend.deployment().gpucores)
+    assert set(starts) <= set(env.config.share_levels) and len(set(starts)) >= 3
+    env.reset(seed=3)
+    assert env.backend.deployment().gpucores == starts[3]
+    assert K8sGpuEnv(profile="low").config.initial_share == "deployment"

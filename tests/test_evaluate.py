@@ -244,3 +244,13 @@ def test_runs_finished_before_a_crash_are_on_disk(tmp_path: Path, monkeypatch) -
     assert (tmp_path / "out" / "runs" / "static" / "low" / "seed1000.csv").is_file()
     assert len(pd.read_csv(tmp_path / "out" / "runs.csv")) == 1
     assert not (tmp_path / "out" / "runs" / "static" / "low" / "seed1001.csv").exists()
+
+
+def test_training_only_env_fields_are_not_evaluated(tmp_path) -> None:
+    from evaluation import runner
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.zip").write_bytes(b"")
+    (run / "config.yml").write_text("env:\n  initial_share: random\n  slo_ms: 120.0\n")
+    assert runner._run_env_config(run) == {"slo_ms": 120.0}

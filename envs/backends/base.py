@@ -89,7 +89,9 @@ class Backend(Protocol):
     duration_s: float
     """Length of the load profile: an episode is one pass over it."""
 
-    def reset(self, seed: int) -> None: ...
+    def reset(self, seed: int, gpucores: int | None = None, gpumem_mib: int | None = None) -> None:
+        """Start an episode; with gpucores/gpumem the Deployment starts at that share."""
+        ...
 
     def apply(self, replicas: int, gpucores: int, gpumem_mib: int) -> None: ...
 

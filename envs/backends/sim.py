@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -36,8 +37,14 @@ class SimBackend:
         self.duration_s = profile.duration_s
         self.cluster: SimCluster | None = None
 
-    def reset(self, seed: int) -> None:
-        self.cluster = SimCluster(self.config, self.profile, seed)
+    def reset(self, seed: int, gpucores: int | None = None, gpumem_mib: int | None = None) -> None:
+        config = self.config
+        if gpucores is not None and gpumem_mib is not None:
+            deployment = dataclasses.replace(
+                config.deployment, gpucores=gpucores, gpumem_mib=gpumem_mib
+            )
+            config = dataclasses.replace(config, deployment=deployment)
+        self.cluster = SimCluster(config, self.profile, seed)
         self._snapshots: list[tuple[float, dict[int, np.ndarray]]] = [self._snapshot()]
 
     def _snapshot(self) -> tuple[float, dict[int, np.ndarray]]:
