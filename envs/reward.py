@@ -35,10 +35,11 @@ class RewardConfig:
     """w3: weight of the p95-latency penalty."""
     w_qos: float = 2.0
     """w4: weight of the QoS-violation penalty."""
-    qos_budget: float = 0.01
-    """Violation rate at which the QoS term reaches its cap of 1: 0.1 % of requests over
-    the SLO costs 0.1 x w_qos, more than one share level saves. The cap keeps an overload
-    from drowning every other signal in the return's scale."""
+    qos_budget: float = 0.001
+    """Violation rate at which the QoS term reaches its cap of 1 (the SLO's error budget:
+    at most 0.1 % of requests over the SLO). A step that spends the budget costs w_qos,
+    more than a share level saves in 20 steps; the cap keeps an overload from drowning
+    every other signal in the return's scale."""
     latency_headroom: float = 0.6
     """The latency term is 0 while p95 stays under this fraction of the SLO, and 1 at the
     SLO: operators keep p95 below the SLO with a margin, and a p95 well inside it is no

@@ -18,6 +18,7 @@ import numpy as np
 from envs.sim import hami, kernel
 from envs.sim import state as st
 from envs.sim.config import ClusterConfig
+from envs.sim.faults import FaultsMixin
 from envs.sim.pods import (
     LIVE,
     Phase,
@@ -60,7 +61,7 @@ class Interval:
     """Faults and notable cluster events, human-readable."""
 
 
-class SimCluster:
+class SimCluster(FaultsMixin):
     """A request-level simulation of Triton MobileNetV4 pods on HAMi-shared GPUs."""
 
     def __init__(self, config: ClusterConfig, profile: LoadProfile, seed: int) -> None:
@@ -434,56 +435,6 @@ class SimCluster:
                 pod.loaded_s = pod.ready_s = 0.0
                 pod.phase = Phase.READY
                 self.s.p_accept_from[pod.slot] = 0.0
-
-    # --- faults -----------------------------------------------------------
-    def _next_fault_s(self) -> float:
-        if self._fault_pos < len(self._faults):
-            return self._faults[self._fault_pos].at_s
-        return math.inf
-
-    def _apply_faults(self, t: float) -> None:
-        for at, kind, target in [r for r in self._recover_at if r[0] <= t]:
-            self._recover_at.remove((at, kind, target))
-            (self.gpu_healthy if kind == "gpu" else self.node_healthy)[target] = True
-            if kind == "gpu":
-                self.s.g_speed[target] = self.gpu_list[target][1].speed
-            self._events.append(f"{t:.0f}s {kind} {target} recovered")
-            self._reconcile()
-        while self._fault_pos < len(self._faults) and self._faults[self._fault_pos].at_s <= t:
-            fault = self._faults[self._fault_pos]
-            self._fault_pos += 1
-            self._inject(fault.kind, fault.target, fault.duration_s, t)
-
-    def _inject(self, kind: str, target: int, duration_s: float, t: float) -> None:
-        if kind == "scrape_gap":
-            self._scrape_gap_until = t + duration_s
-            self._events.append(f"{t:.0f}s Prometheus misses scrapes for {duration_s:.0f}s")
-            return
-        if kind == "pod_crash":
-            running = [p for p in self.pods if p.phase in (Phase.READY, Phase.STARTING)]
-            if running:
-                pod = running[target % len(running)]
-                kernel.kill_now(self._cs, pod.slot, t)
-                pod.restarts += 1
-                self._events.append(f"{t:.0f}s {pod.name} crashed, restarting")
-                self._start_container(pod, t)
-                self._reconcile()
-            return
-        index = target % (len(self.gpu_list) if kind == "gpu_failure" else len(self.config.nodes))
-        if kind == "gpu_failure":
-            self.gpu_healthy[index] = False
-            self.s.g_speed[index] = 0.0
-            hit = [p for p in self.pods if p.gpu == index]
-            self._recover_at.append((t + duration_s, "gpu", index))
-        else:
-            self.node_healthy[index] = False
-            hit = [p for p in self.pods if p.gpu >= 0 and self.gpu_list[p.gpu][0] == index]
-            self._recover_at.append((t + duration_s, "node", index))
-        self._events.append(f"{t:.0f}s {kind} {index}: {len(hit)} pod(s) lost")
-        for pod in hit:
-            kernel.kill_now(self._cs, pod.slot, t)
-            self._remove(pod)
-        self._reconcile()
 
     def _set_params(self) -> None:
         c, pr = self.config, self.s.params
