@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.backends.base import Backend
+from envs.backends.base import Backend, DeploymentState
 from envs.config import EnvConfig, gpumem_for
 from envs.episode import EpisodeAccumulator
 from envs.observation import FEATURE_NAMES, HIGH, normalisers, to_vector
@@ -18,7 +18,7 @@ from envs.reward import combine, interval_kpis, reward_terms
 from envs.sim.config import ClusterConfig, load_cluster_config
 from k8s_gpu_rl.config import from_dict, read_yaml, replace, suggest
 from k8s_gpu_rl.errors import ConfigError
-from loadprofiles import LoadProfile, load_profile, users_at
+from loadprofiles import LoadProfile, load_profile
 
 BACKENDS = ("sim",)
 
@@ -198,9 +198,7 @@ class K8sGpuEnv(gym.Env):
                 "autoscale/pods_pending": dep.pending_pods,
                 "autoscale/gpucores": dep.gpucores,
                 "autoscale/gpumem_mib": dep.gpumem_mib,
-                "autoscale/users": int(
-                    users_at(self.profile, min(rec.end_s, self.profile.duration_s - 1e-9))
-                ),
+                "autoscale/users": rec.users,
                 "autoscale/gpu_util": rec.gpu_work_s / (dt * self.backend.total_gpus),
                 "autoscale/gpu_memory_util": rec.gpu_memory_mib_s
                 / (dt * self.backend.total_gpus * self.backend.gpu_memory_mib),
@@ -214,16 +212,17 @@ class K8sGpuEnv(gym.Env):
         truncated = self.steps >= self.max_steps
         if truncated:
             info["episode_kpis"] = self._episode.kpis()
-        return self._observe(), reward, False, truncated, info
+        return self._observe(dep), reward, False, truncated, info
 
     def _decode(self, action: Any, info: dict[str, Any]) -> tuple[int, int, int]:
         """Action indices to (replicas, gpucores, gpumem), clipping and reporting."""
         c = self.config
         clipped: list[str] = []
+        dep = self.backend.deployment()
         n_share = int(self.action_space.nvec[1])
         hold = (
             c.replica_deltas.index(0),
-            c.share_steps.index(0) if c.share_action == "relative" else self._current_level(),
+            c.share_steps.index(0) if c.share_action == "relative" else self._current_level(dep),
         )
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.size != 2 or not np.isfinite(a).all():
@@ -236,7 +235,7 @@ class K8sGpuEnv(gym.Env):
             clipped.append(f"action {a.tolist()} outside the action space: clipped to [{i}, {j}]")
         level = j
         if c.share_action == "relative":
-            level = self._current_level() + c.share_steps[j]
+            level = self._current_level(dep) + c.share_steps[j]
             if not 0 <= level < len(c.share_levels):
                 clipped.append(f"share step {c.share_steps[j]:+d} beyond the share levels")
                 level = min(max(level, 0), len(c.share_levels) - 1)
@@ -247,7 +246,6 @@ class K8sGpuEnv(gym.Env):
             self.cluster_config.serving.model_memory_mib,
             c.gpumem_headroom,
         )
-        dep = self.backend.deployment()
         requested = dep.spec_replicas + c.replica_deltas[i]
         replicas = min(max(requested, c.min_replicas), c.max_replicas)
         if replicas != requested:
@@ -299,7 +297,7 @@ class K8sGpuEnv(gym.Env):
         c = self.config
         dep = self.backend.deployment()
         target = min(range(len(c.share_levels)), key=lambda k: abs(c.share_levels[k] - gpucores))
-        current = self._current_level()
+        current = self._current_level(dep)
         want = replicas - dep.spec_replicas
         if target != current:
             want = min(want, 0)
@@ -316,16 +314,16 @@ class K8sGpuEnv(gym.Env):
         )
         return np.array([i, j])
 
-    def _observe(self) -> np.ndarray:
+    def _observe(self, dep: DeploymentState | None = None) -> np.ndarray:
         raw = self.backend.observe(self.config.rate_window_s)
-        dep = self.backend.deployment()
+        dep = dep or self.backend.deployment()
         raw["gpucores_serving"] = dep.serving_gpucores
         raw["gpucores_target"] = float(dep.gpucores)
         raw["pods_pending"] = float(dep.pending_pods)
         return to_vector(raw, self._norm)
 
-    def _current_level(self) -> int:
-        cores = self.backend.deployment().gpucores
+    def _current_level(self, dep: DeploymentState | None = None) -> int:
+        cores = (dep or self.backend.deployment()).gpucores
         return int(np.argmin([abs(level - cores) for level in self.config.share_levels]))
 
     def _check_share_levels(self) -> None:

@@ -163,38 +163,50 @@ def evaluate_sim(prom: PromSim, now: float, window_s: float) -> dict[str, float]
     row = prom.latest_row(now)
     if row is None:
         return {}
-    r1 = prom.sum_rates(now, window_s)
+    rows = prom.rows_in(now, window_s)
+    key = (prom.count, row, rows.tobytes())
+    if prom.cache.get("gauges", (None,))[0] != key:  # gauges change only with the scrapes
+        prom.cache["gauges"] = (key, _gauge_features(prom, row, rows))
+    raw = dict(prom.cache["gauges"][1])
+    r1 = prom.sum_rates(now, window_s, rows)
     ok = r1[_C["nv_inference_request_success"]]
+    raw.update(
+        {
+            "request_rate": ok,
+            "request_rate_5m": prom.sum_rates(now, 300.0)[_C["nv_inference_request_success"]],
+            "failure_rate": r1[_C["nv_inference_request_failure"]],
+            "server_latency": _ratio(r1[_C["nv_inference_request_duration_us"]], ok) / 1000.0,
+            "queue_latency": _ratio(r1[_C["nv_inference_queue_duration_us"]], ok) / 1000.0,
+            "batch_size": _ratio(r1[_C["nv_inference_count"]], r1[_C["nv_inference_exec_count"]]),
+            "cpu_util": _ratio(
+                r1[_C["container_cpu_usage_seconds_total"]], raw.pop("cpu_requests")
+            ),
+            "metrics_age": now - float(prom.t[row]),
+        }
+    )
+    return raw
+
+
+def _gauge_features(prom: PromSim, row: int, rows: np.ndarray) -> dict[str, float]:
+    """The features that read gauges: the newest scrape, and the window's DCGM samples."""
     pods = _nansum_columns(prom.pod_gauges[row])
     gpus = prom.gpu_gauges[row]
     present = np.isfinite(gpus[:, 0])
-    util_rows = prom.rows_in(now, window_s)
-    util = prom.gpu_gauges[util_rows, :, _GG["DCGM_FI_DEV_GPU_UTIL"]]
+    util = prom.gpu_gauges[rows, :, _GG["DCGM_FI_DEV_GPU_UTIL"]]
     util = util[np.isfinite(util)]
     dep = prom.deployment[row]
     used = float(gpus[present, _GG["DCGM_FI_DEV_FB_USED"]].sum()) if present.any() else math.nan
     free = float(gpus[present, _GG["DCGM_FI_DEV_FB_FREE"]].sum()) if present.any() else math.nan
+    cores = gpus[present, _GG["hami_gpu_core_allocated_ratio"]]
     return {
-        "request_rate": ok,
-        "request_rate_5m": prom.sum_rates(now, 300.0)[_C["nv_inference_request_success"]],
-        "failure_rate": r1[_C["nv_inference_request_failure"]],
-        "server_latency": _ratio(r1[_C["nv_inference_request_duration_us"]], ok) / 1000.0,
-        "queue_latency": _ratio(r1[_C["nv_inference_queue_duration_us"]], ok) / 1000.0,
-        "batch_size": _ratio(r1[_C["nv_inference_count"]], r1[_C["nv_inference_exec_count"]]),
-        "pending_requests": pods[_PG["nv_inference_pending_request_count"]],
+        "pending_requests": float(pods[_PG["nv_inference_pending_request_count"]]),
         "gpu_util": float(util.mean()) if util.size else math.nan,
         "gpu_memory": _ratio(used, used + free),
-        "cpu_util": _ratio(
-            r1[_C["container_cpu_usage_seconds_total"]],
-            pods[_PG["kube_pod_container_resource_requests_cpu_cores"]],
-        ),
+        "cpu_requests": float(pods[_PG["kube_pod_container_resource_requests_cpu_cores"]]),
         "replicas_available": float(dep[_DG["kube_deployment_status_replicas_available"]]),
         "replicas_desired": float(dep[_DG["kube_deployment_spec_replicas"]]),
         "replicas_unavailable": float(dep[_DG["kube_deployment_status_replicas_unavailable"]]),
-        "gpu_cores_allocated": float(gpus[present, _GG["hami_gpu_core_allocated_ratio"]].mean())
-        if present.any()
-        else math.nan,
-        "metrics_age": now - float(prom.t[row]),
+        "gpu_cores_allocated": float(cores.mean()) if cores.size else math.nan,
     }
 
 

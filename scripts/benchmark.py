@@ -37,7 +37,7 @@ def env_speed(profile: str, episodes: int, policy: str) -> dict[str, float]:
     env.reset(seed=0)
     env.step(env.action_space.sample())  # numba cache load, outside the timing
     rng = np.random.default_rng(0)
-    hold = np.array([env.config.replica_deltas.index(0), env.config.share_levels.index(50)])
+    hold = env.action_for(replicas=1, gpucores=50)  # the initial Deployment: no change
     steps = requests = 0
     start = time.perf_counter()
     for episode in range(episodes):

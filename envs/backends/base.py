@@ -75,6 +75,8 @@ class IntervalRecord:
     gpu_memory_mib_s: float = 0.0
     """Integral of GPU memory in use (MiB-seconds)."""
     events: list[str] = field(default_factory=list)
+    users: int = 0
+    """Load-generator users running at the end of the interval."""
 
 
 class Backend(Protocol):

@@ -83,6 +83,7 @@ class SimBackend:
             iv.cpu_request_s,
             iv.gpu_memory_mib_s,
             iv.events,
+            iv.users,
         )
 
     def observe(self, window_s: float) -> dict[str, float]:

@@ -59,6 +59,8 @@ class Interval:
     """Integral of the GPU memory the pods use (MiB-seconds)."""
     events: list[str] = field(default_factory=list)
     """Faults and notable cluster events, human-readable."""
+    users: int = 0
+    """Locust users running at the end of the interval."""
 
 
 class SimCluster(FaultsMixin):
@@ -198,6 +200,7 @@ class SimCluster(FaultsMixin):
             running_s * self.config.deployment.cpu_request,
             mem_s,
             events,
+            int(self.s.ctr[st.K_USERS]),
         )
 
     def _cpu_total(self) -> float:

@@ -380,19 +380,23 @@ void rates(const double *times, const double *values, int64_t n_samples, int64_t
         out[j] = rate_one(times, values + j, n_samples, n_cols, range_start, range_end);
 }
 
-/* sum over series of rate() for each counter: block[n_samples][n_series][n_counters]. */
-void sum_rates(const double *times, const double *block, int64_t n_samples, int64_t n_series,
-               int64_t n_counters, double range_start, double range_end, double *out) {
+/* sum over series of rate() for each counter: the samples are rows[0..n_rows) of
+ * block[ring_rows][n_series][n_counters] at times[rows[i]] (a ring read in place). */
+void sum_rates(const double *times, const double *block, const int64_t *rows, int64_t n_rows,
+               int64_t n_series, int64_t n_counters, double range_start, double range_end,
+               double *out) {
+    double t[64], v[64];
     int64_t stride = n_series * n_counters;
+    if (n_rows > 64) n_rows = 64;
+    for (int64_t i = 0; i < n_rows; i++) t[i] = times[rows[i]];
     for (int64_t c = 0; c < n_counters; c++) out[c] = NAN;
     for (int64_t j = 0; j < n_series; j++) {
-        if (!isfinite(block[j * n_counters])) {  /* skip series absent from the newest sample... */
-            int present = 0;
-            for (int64_t i = 0; i < n_samples; i++) present |= isfinite(block[i * stride + j * n_counters]);
-            if (!present) continue;
-        }
+        int present = 0;
+        for (int64_t i = 0; i < n_rows; i++) present += isfinite(block[rows[i] * stride + j * n_counters]);
+        if (present < 2) continue;  /* rate() needs two samples */
         for (int64_t c = 0; c < n_counters; c++) {
-            double r = rate_one(times, block + j * n_counters + c, n_samples, stride, range_start, range_end);
+            for (int64_t i = 0; i < n_rows; i++) v[i] = block[rows[i] * stride + j * n_counters + c];
+            double r = rate_one(t, v, n_rows, 1, range_start, range_end);
             if (isfinite(r)) out[c] = isnan(out[c]) ? r : out[c] + r;
         }
     }

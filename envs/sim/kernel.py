@@ -174,7 +174,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.kill_now.restype = None
     lib.rates.argtypes = [_P, _P, _I, _I, _D, _D, _P]
     lib.rates.restype = None
-    lib.sum_rates.argtypes = [_P, _P, _I, _I, _I, _D, _D, _P]
+    lib.sum_rates.argtypes = [_P, _P, _P, _I, _I, _I, _D, _D, _P]
     lib.sum_rates.restype = None
 
 
@@ -185,7 +185,7 @@ def run_until(cs: CState, t_end: float, ev_t: np.ndarray, ev_users: np.ndarray) 
     again: the state resumes exactly) or ``HEAP_OVERFLOW`` (an internal sizing bug).
     """
     return library().run_until(
-        ctypes.byref(cs), t_end, ev_t.ctypes.data, ev_users.ctypes.data, ev_t.shape[0]
+        ctypes.byref(cs), t_end, _address(ev_t), _address(ev_users), ev_t.shape[0]
     )
 
 
@@ -219,20 +219,49 @@ def rates(
 
 
 def sum_rates(
-    times: np.ndarray, block: np.ndarray, range_start: float, range_end: float
+    times: np.ndarray,
+    block: np.ndarray,
+    range_start: float,
+    range_end: float,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``sum(rate(...))`` over series for each counter of ``block[sample, series, counter]``."""
+    """``sum(rate(...))`` over series for each counter of ``block[sample, series, counter]``.
+
+    ``rows`` (int64) picks and orders the samples of ``times``/``block`` in place (a ring
+    buffer is read without copying); by default every row, in order.
+    """
     times = np.ascontiguousarray(times, dtype=np.float64)
     block = np.ascontiguousarray(block, dtype=np.float64)
-    out = np.empty(block.shape[2])
+    if rows is None:
+        rows = np.arange(block.shape[0], dtype=np.int64)
+    return sum_rates_at(_address(times), _address(block), block.shape, rows, range_start, range_end)
+
+
+def sum_rates_at(
+    times_ptr: int,
+    block_ptr: int,
+    shape: tuple[int, ...],
+    rows: np.ndarray,
+    range_start: float,
+    range_end: float,
+) -> np.ndarray:
+    """:func:`sum_rates` on arrays given by address (callers with fixed buffers keep them)."""
+    rows = np.ascontiguousarray(rows, np.int64)
+    out = np.empty(shape[2])
     library().sum_rates(
-        times.ctypes.data,
-        block.ctypes.data,
-        block.shape[0],
-        block.shape[1],
-        block.shape[2],
+        times_ptr,
+        block_ptr,
+        _address(rows),
+        rows.shape[0],
+        shape[1],
+        shape[2],
         range_start,
         range_end,
-        out.ctypes.data,
+        _address(out),
     )
     return out
+
+
+def _address(array: np.ndarray) -> int:
+    """The data address of a C-contiguous array (cheaper than ``array.ctypes.data``)."""
+    return array.__array_interface__["data"][0]

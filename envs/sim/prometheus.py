@@ -65,6 +65,14 @@ class PromSim:
         self.pod_gauges = np.full((ROWS, SERIES, len(POD_GAUGES)), np.nan)
         self.gpu_gauges = np.full((ROWS, n_gpus, len(GPU_GAUGES)), np.nan)
         self.deployment = np.full((ROWS, len(DEPLOYMENT_GAUGES)), np.nan)
+        self.cache: dict[str, tuple] = {}  # derived values keyed by what they were computed from
+        self._t_ptr = kernel._address(self.t)  # fixed buffers: their addresses never change
+        self._counters_ptr = kernel._address(self.pod_counters)
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._t_ptr = kernel._address(self.t)  # the unpickled arrays live elsewhere
+        self._counters_ptr = kernel._address(self.pod_counters)
 
     def new_row(self, t: float) -> int:
         """Start the row of a scrape at ``t``; return its index."""
@@ -96,13 +104,16 @@ class PromSim:
         return None
 
     # --- PromQL functions -------------------------------------------------
-    def sum_rates(self, now: float, window_s: float) -> np.ndarray:
-        """``sum(rate(<c>[window]))`` for every pod counter ``c`` at once (NaN: no data)."""
+    def sum_rates(self, now: float, window_s: float, rows: np.ndarray | None = None) -> np.ndarray:
+        """``sum(rate(<c>[window]))`` for every pod counter ``c`` at once (NaN: no data);
+        ``rows`` are ``rows_in(now, window_s)`` when the caller has them already."""
         out = np.full(len(POD_COUNTERS), np.nan)
-        rows = self.rows_in(now, window_s)
+        rows = self.rows_in(now, window_s) if rows is None else rows
         if rows.size < 2:
             return out
-        return kernel.sum_rates(self.t[rows], self.pod_counters[rows], now - window_s, now)
+        return kernel.sum_rates_at(
+            self._t_ptr, self._counters_ptr, self.pod_counters.shape, rows, now - window_s, now
+        )
 
     def sum_rate(self, counter: int, now: float, window_s: float) -> float:
         """``sum(rate(<pod counter>[window]))``; NaN when no series has two samples."""
