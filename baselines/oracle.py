@@ -252,17 +252,7 @@ class OraclePolicy(BaselinePolicy):
 
 
 def _gpu_slots(cluster: ClusterConfig) -> list[hami.GpuSlot]:
-    h = cluster.hami
-    return [
-        hami.GpuSlot(
-            index=i,
-            node=node,
-            memory_mib=g.memory_mib * h.device_memory_scaling,
-            cores=100.0 * h.device_core_scaling,
-            split_count=h.device_split_count,
-        )
-        for i, (node, g) in enumerate(cluster.gpus)
-    ]
+    return hami.cluster_slots(cluster)
 
 
 def _roll_completes(cluster: ClusterConfig, old: int, old_mem: int, new: int, new_mem: int) -> bool:

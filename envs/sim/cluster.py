@@ -410,18 +410,11 @@ class SimCluster(FaultsMixin):
             self._create_pod(t)
 
     def _gpu_slots(self, exclude_deployment: bool = False) -> list[hami.GpuSlot]:
-        h = self.config.hami
-        slots = [
-            hami.GpuSlot(
-                index=i,
-                node=node,
-                memory_mib=g.memory_mib * h.device_memory_scaling,
-                cores=100.0 * h.device_core_scaling,
-                split_count=h.device_split_count,
-                healthy=bool(self.gpu_healthy[i] and self.node_healthy[node]),
-            )
-            for i, (node, g) in enumerate(self.gpu_list)
+        healthy = [
+            self.gpu_healthy[i] and self.node_healthy[node]
+            for i, (node, _) in enumerate(self.gpu_list)
         ]
+        slots = hami.cluster_slots(self.config, healthy)
         if not exclude_deployment:
             for pod in self.pods:
                 if pod.gpu >= 0 and pod.phase != Phase.GONE:

@@ -9,8 +9,12 @@ GPU policy picks a GPU on that node. A pod that fits nowhere stays Pending.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from envs.sim.config import ClusterConfig
 
 Policy = Literal["binpack", "spread"]
 
@@ -110,3 +114,19 @@ def capacity(gpus: list[GpuSlot], memory_mib: float, cores: float) -> int:
             return count
         slots[chosen] = allocate(slots[chosen], memory_mib, cores)
         count += 1
+
+
+def cluster_slots(cluster: ClusterConfig, healthy: Sequence[bool] | None = None) -> list[GpuSlot]:
+    """Empty :class:`GpuSlot` s for every GPU of ``cluster`` (``healthy[i]``: GPU i usable)."""
+    h = cluster.hami
+    return [
+        GpuSlot(
+            index=i,
+            node=node,
+            memory_mib=g.memory_mib * h.device_memory_scaling,
+            cores=100.0 * h.device_core_scaling,
+            split_count=h.device_split_count,
+            healthy=True if healthy is None else bool(healthy[i]),
+        )
+        for i, (node, g) in enumerate(cluster.gpus)
+    ]
