@@ -74,7 +74,7 @@ def ppo_speed(profile: str, timesteps: int) -> float:
         device="cpu",
         verbose=0,
     )
-    model.learn(256)  # warm-up: numba cache load, torch init
+    model.learn(256)  # warm-up: kernel library load, torch init
     start = time.perf_counter()
     model.learn(timesteps, reset_num_timesteps=False)
     return timesteps / (time.perf_counter() - start)
