@@ -10,8 +10,8 @@ the Kubernetes controller would ask the API server and metrics-server. The obser
 vector itself is ignored.
 
 The controller decides a desired ``(replicas, gpucores)``; :meth:`BaselinePolicy.encode`
-turns it into the env's action indices (``K8sGpuEnv.action_for`` where the env has it,
-else :func:`encode_action`, which encodes the same way). **Actuation limits:** the env
+turns it into the env's action indices with ``K8sGpuEnv.action_for``
+(:func:`envs.config.encode_action`). **Actuation limits:** the env
 changes replicas by at most the largest entry of ``EnvConfig.replica_deltas`` (+-2 by
 default) per 15 s step, so a controller that wants +5 moves +2, +2, +1 over three steps
 (the real HPA would write +5 at once); with the default relative share action the share
@@ -29,7 +29,8 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from envs.backends.base import Backend, DeploymentState
-from envs.config import EnvConfig
+from envs.config import EnvConfig, delta_index
+from envs.config import encode_action as envs_encode_action
 
 
 class Desired(NamedTuple):
@@ -66,14 +67,6 @@ def unwrap_env(env: Any) -> Any:
     return inner
 
 
-def delta_index(config: EnvConfig, current_replicas: int, desired_replicas: int) -> int:
-    """Index of the available replica delta that lands closest to ``desired_replicas``
-    (ties: the smaller move)."""
-    wanted = int(desired_replicas) - int(current_replicas)
-    deltas = config.replica_deltas
-    return min(range(len(deltas)), key=lambda k: (abs(wanted - deltas[k]), abs(deltas[k])))
-
-
 def reachable_replicas(config: EnvConfig, current_replicas: int, desired_replicas: int) -> int:
     """The spec.replicas one step can set on the way to ``desired_replicas`` (before the
     env's own min/max and HAMi-capacity clipping)."""
@@ -83,40 +76,13 @@ def reachable_replicas(config: EnvConfig, current_replicas: int, desired_replica
     )
 
 
-def _nearest(values: tuple[int, ...], wanted: float) -> int:
-    """Index of the value closest to ``wanted`` (ties: the smaller magnitude)."""
-    return min(range(len(values)), key=lambda k: (abs(values[k] - wanted), abs(values[k])))
-
-
 def encode_action(
     config: EnvConfig, current_replicas: int, desired: Desired, current_gpucores: int | None = None
 ) -> np.ndarray:
-    """``(replica-delta index, share index)`` that moves toward ``desired`` this step.
-
-    The replica delta is the available one that lands closest to ``desired.replicas``
-    (ties: the smaller move), so a wish beyond the largest delta is approached over
-    several steps. The share: with ``share_action="absolute"`` the index of the level
-    nearest ``desired.gpucores``; with ``"relative"`` (the env's default) the step along
-    ``share_levels`` from ``current_gpucores``'s level that comes closest to it (one level
-    per step with steps -1/0/+1). While the share still has to change, replicas only go
-    down. ``K8sGpuEnv.action_for`` encodes the same way.
-    """
-    levels = config.share_levels
-    target = _nearest(levels, desired.gpucores)
-    wanted = desired.replicas
-    if current_gpucores is not None and target != _nearest(levels, current_gpucores):
-        wanted = min(wanted, current_replicas)  # while the share changes, only scale down
-    i = delta_index(config, current_replicas, wanted)
-    if getattr(config, "share_action", "absolute") == "absolute":
-        return np.array([i, target], dtype=np.int64)
-    current = _nearest(levels, desired.gpucores if current_gpucores is None else current_gpucores)
-    return np.array([i, _nearest(config.share_steps, target - current)], dtype=np.int64)
-
-
-def rollout_in_progress(backend: Backend) -> bool:
-    """Whether a live pod still has a share other than the Deployment template's."""
-    template = backend.deployment().gpucores
-    return any(p.gpucores != template for p in backend.pod_metrics() if p.phase != "Terminating")
+    """:func:`envs.config.encode_action` for a :class:`Desired` (the share counts as
+    reached when ``current_gpucores`` is not given)."""
+    current = desired.gpucores if current_gpucores is None else current_gpucores
+    return envs_encode_action(config, current_replicas, current, desired.replicas, desired.gpucores)
 
 
 def roll_share_first(backend: Backend, desired: Desired) -> Desired:
@@ -129,7 +95,7 @@ def roll_share_first(backend: Backend, desired: Desired) -> Desired:
     share action a far level takes several steps; each waits for the previous rollout.
     """
     dep = backend.deployment()
-    if rollout_in_progress(backend):
+    if dep.rollout_in_progress:
         return Desired(dep.spec_replicas, dep.gpucores)
     if dep.gpucores != desired.gpucores:
         return Desired(dep.spec_replicas, desired.gpucores)
@@ -210,12 +176,8 @@ class BaselinePolicy(abc.ABC):
         return (action[None, :] if batched else action), state
 
     def encode(self, desired: Desired) -> np.ndarray:
-        """The env's action for ``desired``: ``env.action_for`` where the env has it."""
-        action_for = getattr(self.env, "action_for", None)
-        if action_for is not None:
-            return np.asarray(action_for(desired.replicas, desired.gpucores), dtype=np.int64)
-        dep = self.deployment()
-        return encode_action(self.config, dep.spec_replicas, desired, dep.gpucores)
+        """The env's action for ``desired`` (``K8sGpuEnv.action_for``)."""
+        return self._bound().action_for(desired.replicas, desired.gpucores)
 
     @abc.abstractmethod
     def decide(self, now_s: float) -> Desired:

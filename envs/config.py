@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 from envs.reward import RewardConfig
 from k8s_gpu_rl.config import check
 
@@ -86,6 +88,43 @@ def gpumem_for(gpucores: int, gpu_memory_mib: int, model_memory_mib: int, headro
     floor = _round_up(model_memory_mib * headroom, 256)
     proportional = _round_up(gpucores / 100.0 * gpu_memory_mib, 256)
     return int(min(gpu_memory_mib, max(floor, proportional)))
+
+
+def nearest_index(values: tuple[int, ...], wanted: float) -> int:
+    """Index of the value closest to ``wanted`` (ties: the smaller magnitude)."""
+    return min(range(len(values)), key=lambda k: (abs(values[k] - wanted), abs(values[k])))
+
+
+def delta_index(config: EnvConfig, current_replicas: int, desired_replicas: int) -> int:
+    """Index of the replica delta that lands closest to ``desired_replicas``."""
+    return nearest_index(config.replica_deltas, int(desired_replicas) - int(current_replicas))
+
+
+def encode_action(
+    config: EnvConfig,
+    current_replicas: int,
+    current_gpucores: float,
+    replicas: int,
+    gpucores: float,
+) -> np.ndarray:
+    """The action that moves a Deployment at (current_replicas, current_gpucores) towards
+    (replicas, gpucores) in one step.
+
+    The share moves one step along ``share_levels`` (relative actions) or to the level
+    closest to ``gpucores`` (absolute actions); the replica change is the allowed delta
+    closest to the wish, so a wish beyond the largest delta takes several steps. While
+    the share still has to change, replicas only go down: new pods would otherwise take
+    the room the rollout needs.
+    """
+    levels = config.share_levels
+    target = nearest_index(levels, gpucores)
+    current = nearest_index(levels, current_gpucores)
+    if target != current:
+        replicas = min(replicas, current_replicas)
+    i = delta_index(config, current_replicas, replicas)
+    if config.share_action == "absolute":
+        return np.array([i, target], dtype=np.int64)
+    return np.array([i, nearest_index(config.share_steps, target - current)], dtype=np.int64)
 
 
 def _round_up(value: float, step: int) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.backends.base import Backend, DeploymentState
-from envs.config import EnvConfig, gpumem_for
+from envs.config import EnvConfig, encode_action, gpumem_for, nearest_index
 from envs.episode import EpisodeAccumulator
 from envs.observation import FEATURE_NAMES, HIGH, normalisers, to_vector
 from envs.reward import combine, interval_kpis, reward_terms
@@ -294,25 +294,8 @@ class K8sGpuEnv(gym.Env):
         has to change, replicas only go down: new pods would otherwise take the room the
         rollout needs.
         """
-        c = self.config
         dep = self.backend.deployment()
-        target = min(range(len(c.share_levels)), key=lambda k: abs(c.share_levels[k] - gpucores))
-        current = self._current_level(dep)
-        want = replicas - dep.spec_replicas
-        if target != current:
-            want = min(want, 0)
-        i = min(
-            range(len(c.replica_deltas)),
-            key=lambda k: (abs(c.replica_deltas[k] - want), abs(c.replica_deltas[k])),
-        )
-        if c.share_action == "absolute":
-            return np.array([i, target])
-        step = target - current
-        j = min(
-            range(len(c.share_steps)),
-            key=lambda k: (abs(c.share_steps[k] - step), abs(c.share_steps[k])),
-        )
-        return np.array([i, j])
+        return encode_action(self.config, dep.spec_replicas, dep.gpucores, replicas, gpucores)
 
     def _observe(self, dep: DeploymentState | None = None) -> np.ndarray:
         raw = self.backend.observe(self.config.rate_window_s)
@@ -323,8 +306,7 @@ class K8sGpuEnv(gym.Env):
         return to_vector(raw, self._norm)
 
     def _current_level(self, dep: DeploymentState | None = None) -> int:
-        cores = (dep or self.backend.deployment()).gpucores
-        return int(np.argmin([abs(level - cores) for level in self.config.share_levels]))
+        return nearest_index(self.config.share_levels, (dep or self.backend.deployment()).gpucores)
 
     def _check_share_levels(self) -> None:
         cores = self.cluster_config.deployment.gpucores
