@@ -166,7 +166,7 @@ def evaluate_sim(prom: PromSim, now: float, window_s: float) -> dict[str, float]
     rows = prom.rows_in(now, window_s)
     key = (prom.count, row, rows.tobytes())
     if prom.cache.get("gauges", (None,))[0] != key:  # gauges change only with the scrapes
-        prom.cache["gauges"] = (key, _gauge_features(prom, row, rows))
+        prom.cache["gauges"] = (key, _gauge_features(prom, now, window_s))
     raw = dict(prom.cache["gauges"][1])
     r1 = prom.sum_rates(now, window_s, rows)
     ok = r1[_C["nv_inference_request_success"]]
@@ -187,33 +187,26 @@ def evaluate_sim(prom: PromSim, now: float, window_s: float) -> dict[str, float]
     return raw
 
 
-def _gauge_features(prom: PromSim, row: int, rows: np.ndarray) -> dict[str, float]:
+def _gauge_features(prom: PromSim, now: float, window_s: float) -> dict[str, float]:
     """The features that read gauges: the newest scrape, and the window's DCGM samples."""
-    pods = _nansum_columns(prom.pod_gauges[row])
-    gpus = prom.gpu_gauges[row]
-    present = np.isfinite(gpus[:, 0])
-    util = prom.gpu_gauges[rows, :, _GG["DCGM_FI_DEV_GPU_UTIL"]]
-    util = util[np.isfinite(util)]
-    dep = prom.deployment[row]
-    used = float(gpus[present, _GG["DCGM_FI_DEV_FB_USED"]].sum()) if present.any() else math.nan
-    free = float(gpus[present, _GG["DCGM_FI_DEV_FB_FREE"]].sum()) if present.any() else math.nan
-    cores = gpus[present, _GG["hami_gpu_core_allocated_ratio"]]
+    used = prom.gpu_gauge(_GG["DCGM_FI_DEV_FB_USED"], now, "sum")
+    free = prom.gpu_gauge(_GG["DCGM_FI_DEV_FB_FREE"], now, "sum")
     return {
-        "pending_requests": float(pods[_PG["nv_inference_pending_request_count"]]),
-        "gpu_util": float(util.mean()) if util.size else math.nan,
+        "pending_requests": prom.sum_pod_gauge(_PG["nv_inference_pending_request_count"], now),
+        "gpu_util": prom.avg_over_time_gpu(_GG["DCGM_FI_DEV_GPU_UTIL"], now, window_s),
         "gpu_memory": _ratio(used, used + free),
-        "cpu_requests": float(pods[_PG["kube_pod_container_resource_requests_cpu_cores"]]),
-        "replicas_available": float(dep[_DG["kube_deployment_status_replicas_available"]]),
-        "replicas_desired": float(dep[_DG["kube_deployment_spec_replicas"]]),
-        "replicas_unavailable": float(dep[_DG["kube_deployment_status_replicas_unavailable"]]),
-        "gpu_cores_allocated": float(cores.mean()) if cores.size else math.nan,
+        "cpu_requests": prom.sum_pod_gauge(
+            _PG["kube_pod_container_resource_requests_cpu_cores"], now
+        ),
+        "replicas_available": prom.deployment_gauge(
+            _DG["kube_deployment_status_replicas_available"], now
+        ),
+        "replicas_desired": prom.deployment_gauge(_DG["kube_deployment_spec_replicas"], now),
+        "replicas_unavailable": prom.deployment_gauge(
+            _DG["kube_deployment_status_replicas_unavailable"], now
+        ),
+        "gpu_cores_allocated": prom.gpu_gauge(_GG["hami_gpu_core_allocated_ratio"], now, "avg"),
     }
-
-
-def _nansum_columns(block: np.ndarray) -> np.ndarray:
-    """Column sums over the series present (a sum over an empty vector is no data: NaN)."""
-    present = np.isfinite(block[:, 0])
-    return block[present].sum(axis=0) if present.any() else np.full(block.shape[1], np.nan)
 
 
 def _ratio(a: float, b: float) -> float:

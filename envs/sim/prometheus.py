@@ -142,9 +142,10 @@ class PromSim:
         if rows.size == 0:
             return float("nan")
         values = self.gpu_gauges[rows, :, gauge]
-        if not np.isfinite(values).any():
+        present = np.isfinite(values).any(axis=0)  # a GPU gone for the whole window has no series
+        if not present.any():
             return float("nan")
-        return float(np.nanmean(np.nanmean(values, axis=0)))
+        return float(np.nanmean(values[:, present], axis=0).mean())
 
     def deployment_gauge(self, gauge: int, now: float) -> float:
         """A kube-state-metrics Deployment gauge at ``now``."""
