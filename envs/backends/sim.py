@@ -12,7 +12,7 @@ from envs.observation import evaluate_sim
 from envs.sim import state as st
 from envs.sim.cluster import SimCluster
 from envs.sim.config import ClusterConfig
-from envs.sim.pods import LIVE, Phase
+from envs.sim.pods import Phase
 from loadprofiles import LoadProfile
 
 PHASE_NAMES = {
@@ -99,9 +99,7 @@ class SimBackend:
             gpucores=sim.template.gpucores,
             gpumem_mib=sim.template.gpumem_mib,
             serving_gpucores=sum(ready) / len(ready) if ready else 0.0,
-            rollout_in_progress=any(
-                p.template != sim.template for p in sim.pods if p.phase in LIVE
-            ),
+            rollout_in_progress=sim.rollout_in_progress(),
         )
 
     def pod_metrics(self) -> list[PodMetrics]:

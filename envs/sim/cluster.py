@@ -135,6 +135,10 @@ class SimCluster(FaultsMixin):
             self._capacity_cache[key] = hami.capacity(slots, gpumem_mib, gpucores)
         return self._capacity_cache[key]
 
+    def rollout_in_progress(self) -> bool:
+        """Whether a live pod still has an older template."""
+        return any(p.template != self.template for p in self.pods if p.phase in LIVE)
+
     def rollout_can_start(self, replicas: int, gpucores: int, gpumem_mib: int) -> bool:
         """Whether a rollout to this share can start now and finish.
 
@@ -146,7 +150,7 @@ class SimCluster(FaultsMixin):
         """
         if Template(gpucores, gpumem_mib) == self.template:
             return True
-        if any(p.template != self.template for p in self.pods if p.phase in LIVE):
+        if self.rollout_in_progress():
             return False
         d = self.config.deployment
         _, unavailable = surge_and_unavailable(replicas, d.max_surge, d.max_unavailable)
