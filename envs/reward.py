@@ -39,8 +39,8 @@ class RewardConfig:
     """Violation rate at which the QoS term reaches its cap of 1 (the SLO's error budget:
     at most 0.02 % of requests over the SLO). The goal is latency no worse than the HPA's,
     whose violation rate on ``mixed`` is about 0.004 %: the budget allows five times that
-    and no more. With 0.1 % the agent buys 20 % fewer vGPU-hours with seven times the
-    HPA's violations (README, Results). A step that spends the budget costs w_qos, more
+    and no more. With 0.1 % the agent bought 42 % fewer vGPU-hours than the HPA with seven
+    times its violations (README, Results). A step that spends the budget costs w_qos, more
     than a share level saves in 20 steps; the cap keeps an overload from drowning every
     other signal in the return's scale."""
     latency_headroom: float = 0.6
