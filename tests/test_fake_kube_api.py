@@ -1,0 +1,829 @@
+"""The fake Kubernetes API server (tests/fake_kube_api.py) against the REAL ``kubernetes`` client.
+
+Each test drives the unmodified official client over HTTP on loopback and checks what the
+client sees (typed models, ApiException status/reason/headers) and what the fake recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from fake_kube_api import (
+    FakeKubeApi,
+    json_merge_patch,
+    json_patch,
+    matches_label_selector,
+    parse_quantity,
+    strategic_merge_patch,
+    wait_until,
+)
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+pytestmark = pytest.mark.timeout(60)
+
+NS = "gpu-infer"
+DEP = "triton"
+SIDECAR = {
+    "name": "metrics-proxy",
+    "image": "registry.k8s.io/pause:3.9",
+    "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}},
+}
+
+
+@pytest.fixture
+def api():
+    with FakeKubeApi(pod_ready_delay_s=0.2) as fake:
+        fake.add_deployment(
+            NS,
+            DEP,
+            replicas=2,
+            labels={"app": DEP, "tier": "inference"},
+            annotations={"team": "rl"},
+            limits={
+                "nvidia.com/gpu": "1",
+                "nvidia.com/gpucores": "30",
+                "nvidia.com/gpumem": "4000",
+            },
+            scheduler_name="hami-scheduler",
+            extra_containers=[SIDECAR],
+        )
+        yield fake
+
+
+@pytest.fixture
+def kube(api):
+    api_client = client.ApiClient(api.configuration())
+    yield (
+        client.AppsV1Api(api_client),
+        client.CoreV1Api(api_client),
+        client.AutoscalingV2Api(api_client),
+    )
+    api_client.close()
+
+
+def _raw(api: FakeKubeApi, path: str, method: str = "GET") -> tuple[int, dict, dict]:
+    req = urllib.request.Request(api.url + path, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read()), dict(resp.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read()), dict(err.headers)
+
+
+def _ready_pods(core, selector: str = f"app={DEP}"):
+    pods = core.list_namespaced_pod(NS, label_selector=selector).items
+    return [
+        p
+        for p in pods
+        if p.metadata.deletion_timestamp is None
+        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+    ]
+
+
+def _hash(pod) -> str:
+    return pod.metadata.labels["pod-template-hash"]
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def test_read_deployment_has_realistic_shape(api, kube):
+    apps, _, _ = kube
+    dep = apps.read_namespaced_deployment(DEP, NS)
+    assert isinstance(dep, client.V1Deployment)
+    assert dep.kind == "Deployment" and dep.api_version == "apps/v1"
+    assert dep.metadata.uid and dep.metadata.generation == 1
+    assert (
+        isinstance(dep.metadata.resource_version, str) and dep.metadata.resource_version.isdigit()
+    )
+    assert dep.metadata.creation_timestamp is not None
+    assert dep.metadata.annotations["team"] == "rl"
+    assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == "1"
+    assert dep.spec.replicas == 2
+    assert dep.spec.selector.match_labels == {"app": DEP, "tier": "inference"}
+    assert dep.spec.strategy.type == "RollingUpdate"
+    assert dep.spec.strategy.rolling_update.max_surge == "25%"
+    assert dep.spec.strategy.rolling_update.max_unavailable == "25%"
+    pod_spec = dep.spec.template.spec
+    assert pod_spec.scheduler_name == "hami-scheduler"
+    assert [c.name for c in pod_spec.containers] == ["triton", "metrics-proxy"]
+    assert pod_spec.containers[0].resources.limits["nvidia.com/gpucores"] == "30"
+    st = dep.status
+    assert st.observed_generation == 1
+    assert (st.replicas, st.updated_replicas, st.ready_replicas, st.available_replicas) == (
+        2,
+        2,
+        2,
+        2,
+    )
+    assert st.unavailable_replicas is None  # zero counters are omitted, like the real server
+    conds = {c.type: c for c in st.conditions}
+    assert conds["Available"].status == "True"
+    assert conds["Available"].reason == "MinimumReplicasAvailable"
+    assert conds["Progressing"].reason == "NewReplicaSetAvailable"
+
+    code, raw, headers = _raw(api, f"/apis/apps/v1/namespaces/{NS}/deployments/{DEP}")
+    assert code == 200 and headers["Content-Type"] == "application/json"
+    assert "unavailableReplicas" not in raw["status"]
+    code, listing, _ = _raw(api, f"/apis/apps/v1/namespaces/{NS}/deployments")
+    assert listing["kind"] == "DeploymentList" and listing["apiVersion"] == "apps/v1"
+    assert listing["metadata"]["resourceVersion"].isdigit()
+    assert "kind" not in listing["items"][0]  # list items carry no kind/apiVersion
+
+
+def test_list_deployments_replicasets_and_pods_by_selector(api, kube):
+    apps, core, _ = kube
+    api.add_deployment(NS, "other", replicas=1, labels={"app": "other"})
+    deps = apps.list_namespaced_deployment(NS, label_selector="tier=inference").items
+    assert [d.metadata.name for d in deps] == [DEP]
+    assert len(apps.list_namespaced_deployment(NS).items) == 2
+
+    rss = apps.list_namespaced_replica_set(NS, label_selector=f"app={DEP}").items
+    assert len(rss) == 1
+    rs = rss[0]
+    dep = apps.read_namespaced_deployment(DEP, NS)
+    assert rs.metadata.owner_references[0].kind == "Deployment"
+    assert rs.metadata.owner_references[0].uid == dep.metadata.uid
+    assert rs.spec.replicas == 2 and rs.status.ready_replicas == 2
+
+    pods = core.list_namespaced_pod(NS, label_selector=f"app={DEP}").items
+    assert len(pods) == 2
+    for pod in pods:
+        assert re.fullmatch(rf"{DEP}-{_hash(pod)}-[a-z0-9]{{5}}", pod.metadata.name)
+        assert rs.metadata.name == f"{DEP}-{_hash(pod)}"
+        owner = pod.metadata.owner_references[0]
+        assert (owner.kind, owner.uid, owner.controller) == ("ReplicaSet", rs.metadata.uid, True)
+        assert pod.status.phase == "Running" and pod.spec.node_name
+        # requests default to limits on pods (SetDefaults_Pod)
+        assert pod.spec.containers[0].resources.requests["nvidia.com/gpucores"] == "30"
+        read = core.read_namespaced_pod(pod.metadata.name, NS)
+        assert read.metadata.uid == pod.metadata.uid
+
+    assert len(core.list_namespaced_pod(NS, label_selector="app in (triton,other)").items) == 3
+    assert len(core.list_namespaced_pod(NS, label_selector="app in (other)").items) == 1
+    assert len(core.list_namespaced_pod(NS, label_selector="app notin (other)").items) == 2
+    assert len(core.list_namespaced_pod(NS, label_selector="app!=triton").items) == 1
+    assert len(core.list_namespaced_pod(NS, label_selector="app=triton,tier=inference").items) == 2
+    assert len(core.list_namespaced_pod(NS, label_selector="app=triton,tier=batch").items) == 0
+    assert len(core.list_namespaced_pod(NS, label_selector="tier").items) == 2
+    assert core.list_namespaced_pod("elsewhere").items == []
+    running = core.list_namespaced_pod(NS, field_selector="status.phase=Running").items
+    assert len(running) == 3
+
+
+# --------------------------------------------------------------------------- scale
+
+
+def test_patch_scale_creates_pods_that_become_ready_then_scale_down(api, kube):
+    apps, core, _ = kube
+    scale = apps.read_namespaced_deployment_scale(DEP, NS)
+    assert isinstance(scale, client.V1Scale)
+    assert scale.kind == "Scale" and scale.api_version == "autoscaling/v1"
+    assert (scale.spec.replicas, scale.status.replicas) == (2, 2)
+    assert scale.status.selector == "app=triton,tier=inference"
+
+    api.clear_requests()
+    out = apps.patch_namespaced_deployment_scale(DEP, NS, {"spec": {"replicas": 4}})
+    assert out.spec.replicas == 4
+    (req,) = api.requests_matching("PATCH", r"/deployments/triton/scale$")
+    assert req.headers["Content-Type"] == "application/strategic-merge-patch+json"
+    assert req.body == {"spec": {"replicas": 4}}
+
+    dep = apps.read_namespaced_deployment(DEP, NS)
+    assert dep.spec.replicas == 4 and dep.metadata.generation == 2
+    wait_until(lambda: len(_ready_pods(core)) == 4, timeout=10)
+    wait_until(lambda: apps.read_namespaced_deployment(DEP, NS).status.ready_replicas == 4, 10)
+    dep = apps.read_namespaced_deployment(DEP, NS)
+    assert dep.status.observed_generation == 2 and dep.status.available_replicas == 4
+    assert len({_hash(p) for p in _ready_pods(core)}) == 1  # scaling keeps the template hash
+    events = core.list_namespaced_event(NS).items
+    assert any(e.reason == "ScalingReplicaSet" and "from 2 to 4" in e.message for e in events)
+
+    scale = apps.read_namespaced_deployment_scale(DEP, NS)
+    scale.spec.replicas = 1
+    apps.replace_namespaced_deployment_scale(DEP, NS, scale)
+    wait_until(
+        lambda: len(core.list_namespaced_pod(NS, label_selector=f"app={DEP}").items) == 1, 10
+    )
+    wait_until(lambda: apps.read_namespaced_deployment(DEP, NS).status.replicas == 1, 10)
+
+
+def test_new_pods_pass_through_pending_before_ready(kube, api):
+    apps, core, _ = kube
+    api.pod_ready_delay_s = 1.0
+    apps.patch_namespaced_deployment_scale(DEP, NS, {"spec": {"replicas": 3}})
+    pod = wait_until(
+        lambda: next(
+            (p for p in core.list_namespaced_pod(NS).items if p.status.phase == "Pending"), None
+        ),
+        timeout=5,
+    )
+    ready = (
+        next(c for c in pod.status.conditions or [] if c.type == "Ready")
+        if pod.status.conditions
+        else None
+    )
+    assert ready is None or ready.status == "False"
+    dep = apps.read_namespaced_deployment(DEP, NS)
+    assert dep.status.ready_replicas == 2
+    assert dep.status.unavailable_replicas == 1
+    wait_until(lambda: len(_ready_pods(core)) == 3, timeout=10)
+
+
+def test_pods_pending_keeps_rollout_stuck_until_released():
+    with FakeKubeApi(pod_ready_delay_s=0.1) as fake:
+        fake.add_deployment(NS, DEP, replicas=1, progress_deadline_s=1)
+        c = client.ApiClient(fake.configuration())
+        apps, core = client.AppsV1Api(c), client.CoreV1Api(c)
+        fake.pods_pending = True
+        apps.patch_namespaced_deployment_scale(DEP, NS, {"spec": {"replicas": 2}})
+
+        def unschedulable():
+            for p in core.list_namespaced_pod(NS).items:
+                for cond in p.status.conditions or []:
+                    if cond.type == "PodScheduled" and cond.status == "False":
+                        return p, cond
+            return None
+
+        pod, cond = wait_until(unschedulable, timeout=5)
+        assert pod.status.phase == "Pending" and pod.spec.node_name is None
+        assert cond.reason == "Unschedulable"
+        assert "no available node" in cond.message
+        time.sleep(0.5)
+        assert core.read_namespaced_pod(pod.metadata.name, NS).status.phase == "Pending"
+
+        def deadline_exceeded():
+            d = apps.read_namespaced_deployment(DEP, NS)
+            prog = next(x for x in d.status.conditions if x.type == "Progressing")
+            return d if prog.reason == "ProgressDeadlineExceeded" else None
+
+        dep = wait_until(deadline_exceeded, timeout=6)
+        prog = next(x for x in dep.status.conditions if x.type == "Progressing")
+        assert prog.status == "False"
+        assert dep.status.ready_replicas == 1 and dep.status.unavailable_replicas == 1
+        events = core.list_namespaced_event(
+            NS, field_selector=f"involvedObject.name={pod.metadata.name}"
+        )
+        assert any(e.reason == "FailedScheduling" and e.type == "Warning" for e in events.items)
+
+        fake.pods_pending = False
+        wait_until(lambda: len(_ready_pods(core)) == 2, timeout=10)
+        wait_until(
+            lambda: (
+                apps.read_namespaced_deployment(DEP, NS).status.conditions[1].reason
+                == "NewReplicaSetAvailable"
+            ),
+            timeout=5,
+        )
+        c.close()
+
+
+# --------------------------------------------------------------------------- patches
+
+
+def test_strategic_merge_patch_of_limits_keeps_other_fields_and_rolls_pods(api, kube):
+    apps, core, _ = kube
+    before = apps.read_namespaced_deployment(DEP, NS)
+    old_hashes = {_hash(p) for p in core.list_namespaced_pod(NS).items}
+    assert len(old_hashes) == 1
+    api.clear_requests()
+
+    body = {
+        "metadata": {"annotations": {"rl.k8s-gpu/step": "7"}},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "triton",
+                            "resources": {
+                                "limits": {"nvidia.com/gpucores": "60", "nvidia.com/gpumem": "6000"}
+                            },
+                        }
+                    ]
+                }
+            }
+        },
+    }
+    out = apps.patch_namespaced_deployment(DEP, NS, body)
+    (req,) = api.requests_matching("PATCH", rf"/deployments/{DEP}$")
+    assert req.headers["Content-Type"] == "application/strategic-merge-patch+json"
+
+    triton, sidecar = out.spec.template.spec.containers
+    assert triton.name == "triton" and sidecar.name == "metrics-proxy"
+    assert triton.resources.limits == {
+        "nvidia.com/gpu": "1",
+        "nvidia.com/gpucores": "60",
+        "nvidia.com/gpumem": "6000",
+    }
+    assert triton.image == before.spec.template.spec.containers[0].image
+    assert [p.container_port for p in triton.ports] == [8000, 8001, 8002]
+    assert sidecar.to_dict() == before.spec.template.spec.containers[1].to_dict()
+    assert out.metadata.annotations["team"] == "rl"
+    assert out.metadata.annotations["rl.k8s-gpu/step"] == "7"
+    assert out.metadata.labels == before.metadata.labels
+    assert out.spec.replicas == 2
+    assert out.metadata.generation == 2
+    assert int(out.metadata.resource_version) > int(before.metadata.resource_version)
+
+    # the template changed: pods are replaced by a new ReplicaSet, availability kept (surge 1,
+    # maxUnavailable 0 for 2 replicas)
+    min_ready = 2
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        ready = api.ready_pods(NS, f"app={DEP}")
+        min_ready = min(min_ready, len(ready))
+        hashes = {p["metadata"]["labels"]["pod-template-hash"] for p in api.pods(NS)}
+        if len(ready) == 2 and hashes and not hashes & old_hashes:
+            break
+        time.sleep(0.01)
+    else:
+        pytest.fail("rollout did not finish")
+    assert min_ready == 2
+    new_pods = _ready_pods(core)
+    assert {_hash(p) for p in new_pods}.isdisjoint(old_hashes)
+    assert all(
+        p.spec.containers[0].resources.limits["nvidia.com/gpucores"] == "60" for p in new_pods
+    )
+    rss = {r.metadata.name: r for r in apps.list_namespaced_replica_set(NS).items}
+    assert len(rss) == 2
+    new_rs = rss[f"{DEP}-{_hash(new_pods[0])}"]
+    assert new_rs.metadata.annotations["deployment.kubernetes.io/revision"] == "2"
+    assert new_rs.spec.replicas == 2
+    (old_rs,) = [r for n, r in rss.items() if n != new_rs.metadata.name]
+    assert old_rs.spec.replicas == 0
+    wait_until(lambda: apps.read_namespaced_deployment(DEP, NS).status.updated_replicas == 2, 5)
+    dep = apps.read_namespaced_deployment(DEP, NS)
+    assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == "2"
+
+
+def test_metadata_only_patch_does_not_bump_generation_or_roll(api, kube):
+    apps, core, _ = kube
+    pods_before = {p.metadata.name for p in core.list_namespaced_pod(NS).items}
+    out = apps.patch_namespaced_deployment(DEP, NS, {"metadata": {"labels": {"rl": "on"}}})
+    assert out.metadata.generation == 1 and out.metadata.labels["rl"] == "on"
+    time.sleep(0.3)
+    assert {p.metadata.name for p in core.list_namespaced_pod(NS).items} == pods_before
+    # a no-op patch does not change resourceVersion
+    again = apps.patch_namespaced_deployment(DEP, NS, {"metadata": {"labels": {"rl": "on"}}})
+    assert (
+        again.metadata.resource_version
+        == apps.read_namespaced_deployment(DEP, NS).metadata.resource_version
+    )
+
+
+def test_json_patch_and_merge_patch_content_types(api, kube):
+    apps, _, _ = kube
+    api.clear_requests()
+    ops = [
+        {"op": "test", "path": "/spec/replicas", "value": 2},
+        {"op": "replace", "path": "/spec/replicas", "value": 3},
+        {"op": "add", "path": "/metadata/annotations/hami.io~1note", "value": "x"},
+    ]
+    out = apps.patch_namespaced_deployment(DEP, NS, ops)
+    assert out.spec.replicas == 3 and out.metadata.annotations["hami.io/note"] == "x"
+    assert api.requests[-1].headers["Content-Type"] == "application/json-patch+json"
+
+    with pytest.raises(ApiException) as exc:
+        apps.patch_namespaced_deployment(
+            DEP, NS, [{"op": "test", "path": "/spec/replicas", "value": 9}]
+        )
+    assert exc.value.status == 422
+    assert apps.read_namespaced_deployment(DEP, NS).spec.replicas == 3
+
+    # merge patch replaces lists wholesale: the sidecar goes away
+    out = apps.patch_namespaced_deployment(
+        DEP,
+        NS,
+        {
+            "spec": {
+                "template": {"spec": {"containers": [{"name": "triton", "image": "triton:next"}]}}
+            },
+            "metadata": {"annotations": {"team": None}},
+        },
+        _content_type="application/merge-patch+json",
+    )
+    assert api.requests[-1].headers["Content-Type"] == "application/merge-patch+json"
+    assert [c.name for c in out.spec.template.spec.containers] == ["triton"]
+    assert "team" not in out.metadata.annotations
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_not_found_unknown_path_and_already_exists(api, kube):
+    apps, core, auto = kube
+    with pytest.raises(ApiException) as exc:
+        apps.read_namespaced_deployment("nope", NS)
+    assert exc.value.status == 404
+    status = json.loads(exc.value.body)
+    assert status["kind"] == "Status" and status["status"] == "Failure"
+    assert status["reason"] == "NotFound" and status["code"] == 404
+    assert status["message"] == 'deployments.apps "nope" not found'
+    assert status["details"] == {"name": "nope", "group": "apps", "kind": "deployments"}
+
+    with pytest.raises(ApiException) as exc:
+        core.read_namespaced_pod("nope", NS)
+    assert (
+        exc.value.status == 404 and json.loads(exc.value.body)["message"] == 'pods "nope" not found'
+    )
+
+    code, body, _ = _raw(api, "/apis/bogus.io/v1/namespaces/x/widgets")
+    assert code == 404 and body["kind"] == "Status" and body["reason"] == "NotFound"
+    code, body, _ = _raw(api, "/healthz/nothing")
+    assert code == 404 and body["kind"] == "Status"
+
+    cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="rl-state"), data={"step": "1"})
+    created = core.create_namespaced_config_map(NS, cm)
+    assert created.metadata.uid and created.data == {"step": "1"}
+    with pytest.raises(ApiException) as exc:
+        core.create_namespaced_config_map(NS, cm)
+    assert exc.value.status == 409
+    assert json.loads(exc.value.body)["reason"] == "AlreadyExists"
+
+
+def test_put_with_stale_resource_version_conflicts(api, kube):
+    apps, _, _ = kube
+    dep = apps.read_namespaced_deployment(DEP, NS)
+    dep.spec.replicas = 3
+    updated = apps.replace_namespaced_deployment(DEP, NS, dep)  # current RV: accepted
+    assert updated.spec.replicas == 3
+    assert updated.metadata.resource_version != dep.metadata.resource_version
+
+    dep.spec.replicas = 4  # still carries the old resourceVersion
+    with pytest.raises(ApiException) as exc:
+        apps.replace_namespaced_deployment(DEP, NS, dep)
+    assert exc.value.status == 409
+    body = json.loads(exc.value.body)
+    assert body["reason"] == "Conflict" and "the object has been modified" in body["message"]
+    assert apps.read_namespaced_deployment(DEP, NS).spec.replicas == 3
+
+    with pytest.raises(ApiException) as exc:  # patches carrying a stale RV conflict too
+        apps.patch_namespaced_deployment(
+            DEP, NS, {"metadata": {"resourceVersion": dep.metadata.resource_version}}
+        )
+    assert exc.value.status == 409
+
+
+def test_validation_errors_are_422(api, kube):
+    apps, _, _ = kube
+    with pytest.raises(ApiException) as exc:
+        apps.patch_namespaced_deployment_scale(DEP, NS, {"spec": {"replicas": -1}})
+    assert exc.value.status == 422 and json.loads(exc.value.body)["reason"] == "Invalid"
+
+    # extended resources need requests == limits (the real apiserver rule)
+    patch = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "triton",
+                            "resources": {
+                                "limits": {"nvidia.com/gpucores": "50"},
+                                "requests": {"nvidia.com/gpucores": "30"},
+                            },
+                        }
+                    ]
+                }
+            }
+        }
+    }
+    with pytest.raises(ApiException) as exc:
+        apps.patch_namespaced_deployment(DEP, NS, patch)
+    assert exc.value.status == 422
+    assert (
+        "must be equal to nvidia.com/gpucores limit of 50" in json.loads(exc.value.body)["message"]
+    )
+
+    with pytest.raises(ApiException) as exc:
+        apps.patch_namespaced_deployment(
+            DEP, NS, {"spec": {"selector": {"matchLabels": {"app": "x"}}}}
+        )
+    assert exc.value.status == 422
+    assert apps.read_namespaced_deployment(DEP, NS).metadata.generation == 1
+
+
+# --------------------------------------------------------------------------- HPA & configmaps
+
+
+def test_hpa_create_read_replace_delete(api, kube):
+    _, _, auto = kube
+    hpa = client.V2HorizontalPodAutoscaler(
+        metadata=client.V1ObjectMeta(name="triton-hpa", labels={"app": DEP}),
+        spec=client.V2HorizontalPodAutoscalerSpec(
+            scale_target_ref=client.V2CrossVersionObjectReference(
+                api_version="apps/v1", kind="Deployment", name=DEP
+            ),
+            min_replicas=1,
+            max_replicas=4,
+            metrics=[
+                client.V2MetricSpec(
+                    type="Resource",
+                    resource=client.V2ResourceMetricSource(
+                        name="cpu",
+                        target=client.V2MetricTarget(type="Utilization", average_utilization=70),
+                    ),
+                )
+            ],
+        ),
+    )
+    created = auto.create_namespaced_horizontal_pod_autoscaler(NS, hpa)
+    assert created.kind == "HorizontalPodAutoscaler"
+    assert created.api_version == "autoscaling/v2"
+    assert created.metadata.uid and created.metadata.resource_version
+    assert created.status.desired_replicas == 2 and created.status.current_replicas == 2
+    (req,) = api.requests_matching(
+        "POST", "/apis/autoscaling/v2/namespaces/gpu-infer/horizontalpodautoscalers$"
+    )
+    assert req.body["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": DEP,
+    }
+
+    read = auto.read_namespaced_horizontal_pod_autoscaler("triton-hpa", NS)
+    assert read.spec.max_replicas == 4
+    assert read.spec.metrics[0].resource.target.average_utilization == 70
+    assert [h.metadata.name for h in auto.list_namespaced_horizontal_pod_autoscaler(NS).items] == [
+        "triton-hpa"
+    ]
+    with pytest.raises(ApiException) as exc:
+        auto.create_namespaced_horizontal_pod_autoscaler(NS, hpa)
+    assert exc.value.status == 409
+
+    read.spec.max_replicas = 6
+    replaced = auto.replace_namespaced_horizontal_pod_autoscaler("triton-hpa", NS, read)
+    assert replaced.spec.max_replicas == 6 and replaced.metadata.generation == 2
+    patched = auto.patch_namespaced_horizontal_pod_autoscaler(
+        "triton-hpa", NS, {"spec": {"minReplicas": 2}}
+    )
+    assert patched.spec.min_replicas == 2 and patched.spec.max_replicas == 6
+
+    status = auto.delete_namespaced_horizontal_pod_autoscaler("triton-hpa", NS)
+    if not isinstance(status, dict):  # kubernetes>=37 types the answer as a plain object
+        status = client.ApiClient().sanitize_for_serialization(status)
+    assert status["kind"] == "Status" and status["status"] == "Success"
+    assert status["details"]["name"] == "triton-hpa" and status["details"]["group"] == "autoscaling"
+    with pytest.raises(ApiException) as exc:
+        auto.read_namespaced_horizontal_pod_autoscaler("triton-hpa", NS)
+    assert exc.value.status == 404
+    with pytest.raises(ApiException) as exc:
+        auto.delete_namespaced_horizontal_pod_autoscaler("triton-hpa", NS)
+    assert exc.value.status == 404
+
+
+def test_configmap_crud_and_dry_run_stores_nothing(api, kube):
+    apps, core, _ = kube
+    cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="policy"), data={"ckpt": "a"})
+    dry = core.create_namespaced_config_map(NS, cm, dry_run="All")
+    assert dry.metadata.name == "policy" and dry.data == {"ckpt": "a"}
+    assert api.requests[-1].query == {"dryRun": "All"}
+    with pytest.raises(ApiException) as exc:
+        core.read_namespaced_config_map("policy", NS)
+    assert exc.value.status == 404
+
+    core.create_namespaced_config_map(NS, cm)
+    assert core.read_namespaced_config_map("policy", NS).data == {"ckpt": "a"}
+    assert [c.metadata.name for c in core.list_namespaced_config_map(NS).items] == ["policy"]
+    core.delete_namespaced_config_map("policy", NS, dry_run="All")
+    assert core.read_namespaced_config_map("policy", NS).data == {"ckpt": "a"}
+    core.delete_namespaced_config_map("policy", NS)
+    assert core.list_namespaced_config_map(NS).items == []
+
+    rv = apps.read_namespaced_deployment(DEP, NS).metadata.resource_version
+    out = apps.patch_namespaced_deployment_scale(DEP, NS, {"spec": {"replicas": 5}}, dry_run="All")
+    assert out.spec.replicas == 5
+    dep = apps.read_namespaced_deployment(DEP, NS)
+    assert dep.spec.replicas == 2 and dep.metadata.resource_version == rv
+    out = apps.patch_namespaced_deployment(DEP, NS, {"spec": {"replicas": 7}}, dry_run="All")
+    assert out.spec.replicas == 7
+    assert apps.read_namespaced_deployment(DEP, NS).spec.replicas == 2
+    time.sleep(0.2)
+    assert len(api.pods(NS)) == 2
+
+    with pytest.raises(ApiException) as exc:
+        apps.patch_namespaced_deployment(DEP, NS, {"spec": {"replicas": 7}}, dry_run="Bogus")
+    assert exc.value.status == 400
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_fail_next_500_then_success(api, kube):
+    apps, _, _ = kube
+    api.fail_next("PATCH", r"/deployments/triton/scale$", 500, times=2)
+    for _ in range(2):
+        with pytest.raises(ApiException) as exc:
+            apps.patch_namespaced_deployment_scale(DEP, NS, {"spec": {"replicas": 3}})
+        assert exc.value.status == 500
+        assert json.loads(exc.value.body)["reason"] == "InternalError"
+    assert apps.read_namespaced_deployment(DEP, NS).spec.replicas == 2  # GET not affected
+    out = apps.patch_namespaced_deployment_scale(DEP, NS, {"spec": {"replicas": 3}})
+    assert out.spec.replicas == 3
+    assert len(api.requests_matching("PATCH", r"/scale$")) == 3
+
+
+def test_fail_next_429_carries_retry_after_and_other_codes(api, kube):
+    apps, core, _ = kube
+    api.fail_next("PATCH", rf"/deployments/{DEP}/scale$", 429, retry_after=2)
+    with pytest.raises(ApiException) as exc:
+        apps.patch_namespaced_deployment_scale(DEP, NS, {"spec": {"replicas": 3}})
+    assert exc.value.status == 429
+    assert exc.value.headers["Retry-After"] == "2"
+    body = json.loads(exc.value.body)
+    assert body["reason"] == "TooManyRequests" and body["details"]["retryAfterSeconds"] == 2
+    assert apps.read_namespaced_deployment(DEP, NS).spec.replicas == 2
+
+    # urllib3's default Retry inside the client retries idempotent verbs (GET, PUT, DELETE) on a
+    # 429/503 that carries Retry-After, after sleeping it: the caller sees the success.
+    api.clear_requests()
+    api.fail_next("GET", rf"/deployments/{DEP}$", 429, retry_after=1)
+    t0 = time.monotonic()
+    assert apps.read_namespaced_deployment(DEP, NS).metadata.name == DEP
+    assert time.monotonic() - t0 >= 0.9
+    assert len(api.requests_matching("GET", rf"/deployments/{DEP}$")) == 2
+
+    api.fail_next("*", r"/pods$", 503)
+    with pytest.raises(ApiException) as exc:
+        core.list_namespaced_pod(NS)
+    assert exc.value.status == 503
+    assert json.loads(exc.value.body)["reason"] == "ServiceUnavailable"
+
+    api.fail_next("PUT", rf"/deployments/{DEP}$", 409)
+    dep = apps.read_namespaced_deployment(DEP, NS)
+    with pytest.raises(ApiException) as exc:
+        apps.replace_namespaced_deployment(DEP, NS, dep)
+    assert exc.value.status == 409 and json.loads(exc.value.body)["reason"] == "Conflict"
+    assert apps.replace_namespaced_deployment(DEP, NS, dep).spec.replicas == 2
+
+
+def test_down_refuses_connections_and_up_restores_same_port(api, kube):
+    apps, _, _ = kube
+    port = api.port
+    apps.read_namespaced_deployment(DEP, NS)  # warm a keep-alive connection in the pool
+    api.down()
+    assert not api.is_up
+    with pytest.raises(Exception) as exc:  # urllib3 MaxRetryError/ProtocolError
+        apps.read_namespaced_deployment(DEP, NS, _request_timeout=2)
+    assert not isinstance(exc.value, ApiException)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(api.url + "/version", timeout=2)
+    api.up()
+    assert api.port == port and api.is_up
+    assert apps.read_namespaced_deployment(DEP, NS).metadata.name == DEP
+    assert client.VersionApi(apps.api_client).get_code().git_version.startswith("v1.")
+
+
+# --------------------------------------------------------------------------- kubeconfig & recording
+
+
+def test_kubeconfig_is_accepted_by_load_kube_config(tmp_path):
+    with FakeKubeApi(require_auth=True, token="s3cret") as fake:
+        fake.add_deployment("team-a", "triton", replicas=1)
+        path = fake.write_kubeconfig(tmp_path / "kube" / "config", namespace="team-a")
+        contexts, active = config.list_kube_config_contexts(config_file=str(path))
+        assert active["context"]["namespace"] == "team-a"
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=str(path), client_configuration=cfg)
+        assert cfg.host == fake.url
+        with client.ApiClient(cfg) as api_client:
+            dep = client.AppsV1Api(api_client).read_namespaced_deployment("triton", "team-a")
+            assert dep.spec.replicas == 1
+        assert fake.requests[-1].headers["Authorization"] == "Bearer s3cret"
+
+        # without the token the fake answers 401, like an apiserver with authentication
+        with client.ApiClient(client.Configuration(host=fake.url)) as anon:
+            with pytest.raises(ApiException) as exc:
+                client.AppsV1Api(anon).read_namespaced_deployment("triton", "team-a")
+            assert exc.value.status == 401
+
+
+def test_requests_are_recorded_and_can_be_cleared(api, kube):
+    apps, core, _ = kube
+    api.clear_requests()
+    assert api.requests == []
+    core.list_namespaced_pod(NS, label_selector="app=triton")
+    apps.patch_namespaced_deployment(DEP, NS, {"spec": {"replicas": 2}})
+    method, path, query, headers, body = api.requests[0]
+    assert (method, path) == ("GET", f"/api/v1/namespaces/{NS}/pods")
+    assert query == {"labelSelector": "app=triton"}
+    assert body is None
+    assert "Content-Type" not in headers
+    assert api.requests[1].body == {"spec": {"replicas": 2}}
+    assert len(api.requests_matching("*", "/pods")) == 1
+    assert len(api.requests_matching("PATCH")) == 1
+    api.clear_requests()
+    assert api.requests_matching() == []
+
+
+def test_deleted_pod_is_replaced(api, kube):
+    _, core, _ = kube
+    victim = core.list_namespaced_pod(NS).items[0].metadata.name
+    core.delete_namespaced_pod(victim, NS)
+    wait_until(
+        lambda: (
+            len(_ready_pods(core)) == 2
+            and victim not in {p.metadata.name for p in core.list_namespaced_pod(NS).items}
+        ),
+        timeout=10,
+    )
+
+
+def test_terminating_pods_and_recreate_strategy():
+    with FakeKubeApi(pod_ready_delay_s=0.1, pod_termination_delay_s=0.6) as fake:
+        fake.add_deployment(NS, DEP, replicas=2, strategy={"type": "Recreate"})
+        with client.ApiClient(fake.configuration()) as c:
+            apps, core = client.AppsV1Api(c), client.CoreV1Api(c)
+            apps.patch_namespaced_deployment_scale(DEP, NS, {"spec": {"replicas": 1}})
+            pods = wait_until(
+                lambda: [
+                    p for p in core.list_namespaced_pod(NS).items if p.metadata.deletion_timestamp
+                ],
+                timeout=5,
+            )
+            assert pods[0].metadata.deletion_grace_period_seconds == 30
+            dep = apps.read_namespaced_deployment_status(DEP, NS)
+            assert dep.status.replicas == 1  # terminating pods are not counted
+            wait_until(lambda: len(core.list_namespaced_pod(NS).items) == 1, timeout=5)
+
+            old = {p.metadata.name for p in core.list_namespaced_pod(NS).items}
+            apps.patch_namespaced_deployment(
+                DEP,
+                NS,
+                {"spec": {"template": {"metadata": {"annotations": {"restartedAt": "now"}}}}},
+            )
+            # Recreate: the old pod terminates before any new one is created
+            (old_name,) = old
+
+            def old_terminating():
+                pod = fake.get("pods", NS, old_name)
+                return pod is None or "deletionTimestamp" in pod["metadata"]
+
+            wait_until(old_terminating, timeout=5)
+            assert all(p["metadata"]["name"] in old for p in fake.pods(NS))
+            wait_until(
+                lambda: [p for p in _ready_pods(core) if p.metadata.name not in old], timeout=5
+            )
+            new = core.list_namespaced_pod(NS).items[0]
+            assert new.metadata.annotations == {"restartedAt": "now"}
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def test_patch_helpers_and_quantities():
+    doc = {
+        "spec": {
+            "containers": [
+                {"name": "a", "image": "x", "env": [{"name": "K", "value": "1"}]},
+                {"name": "b", "image": "y"},
+            ],
+            "tolerations": [{"key": "t"}],
+        }
+    }
+    out = strategic_merge_patch(
+        doc,
+        {
+            "spec": {
+                "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
+                "containers": [
+                    {"name": "a", "env": [{"name": "J", "value": "2"}]},
+                    {"name": "b", "$patch": "delete"},
+                    {"name": "c", "image": "z"},
+                ],
+                "tolerations": [],
+            }
+        },
+    )
+    assert [c["name"] for c in out["spec"]["containers"]] == ["a", "c"]
+    assert out["spec"]["containers"][0]["env"] == [
+        {"name": "K", "value": "1"},
+        {"name": "J", "value": "2"},
+    ]
+    assert out["spec"]["containers"][0]["image"] == "x"
+    assert out["spec"]["tolerations"] == []
+    assert doc["spec"]["containers"][1]["name"] == "b"  # input untouched
+    assert json_merge_patch({"a": {"b": 1, "c": 2}}, {"a": {"b": None, "d": 3}}) == {
+        "a": {"c": 2, "d": 3}
+    }
+    assert json_patch({"a": [1, 2]}, [{"op": "add", "path": "/a/-", "value": 3}]) == {
+        "a": [1, 2, 3]
+    }
+    assert json_patch({"a": [1, 2]}, [{"op": "remove", "path": "/a/0"}]) == {"a": [2]}
+    assert json_patch({"a": 1}, [{"op": "move", "from": "/a", "path": "/b"}]) == {"b": 1}
+    with pytest.raises(ValueError):
+        json_patch({"a": 1}, [{"op": "replace", "path": "/missing", "value": 2}])
+    assert parse_quantity("500m") == parse_quantity("0.5")
+    assert parse_quantity("4Gi") == 4 * 2**30 and parse_quantity(3) == 3
+    assert parse_quantity("1e3") == 1000
+    with pytest.raises(ValueError):
+        parse_quantity("12XB")
+    assert matches_label_selector({"a": "1"}, "a in (1, 2),!b")
+    assert not matches_label_selector({"a": "1", "b": "x"}, "a in (1, 2),!b")
