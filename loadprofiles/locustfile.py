@@ -18,6 +18,17 @@ Environment variables:
 | K8SGPURL_MODEL     | ``mobilenetv4`` | Triton model name                        |
 | K8SGPURL_INPUT     | ``input0``    | the model's input tensor name              |
 | K8SGPURL_OUTPUT    | ``output0``   | the model's output tensor name             |
+| K8SGPURL_REQUEST_LOG | unset       | if set: a CSV file each request is appended to |
+
+With ``K8SGPURL_REQUEST_LOG`` set, every request (success or failure) appends one line
+``end_unix_s,response_time_ms,ok`` (``ok`` 1 or 0; no header) to that file. Lines are
+buffered and written in one ``write`` at least once a second and when Locust quits, so a
+reader tailing the file sees requests within about a second
+(``envs.backends.local.locust_run.RequestLog``). The file is opened for appending; with
+``--processes`` each worker appends whole lines. With ``--csv`` as well, the end of the
+test waits about a second so Locust's once-a-second CSV writer records the final totals
+(they then equal the log's line count), and SIGTERM during the run stops the test
+cleanly (final CSVs, log flushed, exit status 0 or 1) instead of killing Locust.
 
 The option ``--load-profile NAME_OR_PATH`` overrides ``K8SGPURL_PROFILE`` (Locust itself
 already owns ``--profile``, a label for grouping test runs).
@@ -27,11 +38,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import logging
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import FastHttpUser, LoadTestShape, between, events, task
 
 if importlib.util.find_spec("loadprofiles") is None:  # run from outside the repository
@@ -43,6 +58,8 @@ from loadprofiles.profile import LoadProfile, load_profile  # noqa: E402
 
 PROFILE_ENV = "K8SGPURL_PROFILE"
 """Environment variable naming the load profile (a shipped name or a YAML path)."""
+REQUEST_LOG_ENV = "K8SGPURL_REQUEST_LOG"
+"""Environment variable naming the per-request CSV log (unset: no log)."""
 DEFAULT_PROFILE = "low"
 INPUT_SEED = 0
 """Seed of the random input image, the same in every Locust process."""
@@ -119,3 +136,106 @@ class ProfileShape(LoadTestShape):
     def tick(self) -> tuple[int, float] | None:
         """``(users, spawn_rate)`` of the current stage, ``None`` after the last one."""
         return self.profile().tick(self.get_run_time())
+
+
+class RequestLogWriter:
+    """Appends ``end_unix_s,response_time_ms,ok`` per request to a file, flushed every second."""
+
+    FLUSH_INTERVAL_S = 1.0
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lines: list[str] = []
+        self._last_flush = time.monotonic()
+        self._flusher: Any = None
+
+    def on_request(self, response_time: float, exception: Any = None, **_kwargs: Any) -> None:
+        """``events.request`` listener: buffer one line; flush if a second has passed."""
+        ok = 0 if exception is not None else 1
+        self._lines.append(f"{time.time():.6f},{float(response_time or 0.0):.3f},{ok}\n")
+        if time.monotonic() - self._last_flush >= self.FLUSH_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered lines in one ``write`` (whole lines, appended)."""
+        self._last_flush = time.monotonic()
+        if not self._lines or self._fd < 0:
+            return
+        data = "".join(self._lines).encode()
+        self._lines = []
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def start_flusher(self) -> None:
+        """A greenlet that flushes every second, so idle periods are flushed too."""
+        if self._flusher is None:
+            self._flusher = gevent.spawn(self._flush_loop)
+
+    def _flush_loop(self) -> None:
+        while True:
+            gevent.sleep(self.FLUSH_INTERVAL_S / 2)
+            if time.monotonic() - self._last_flush >= self.FLUSH_INTERVAL_S:
+                self.flush()
+
+    def close(self, **_kwargs: Any) -> None:
+        """Flush and stop the flusher (``events.quitting`` / ``events.quit`` listener).
+
+        Idempotent; the file descriptor stays open (requests that end later are still
+        written at the next call) and closes with the process.
+        """
+        self.flush()
+        if self._flusher is not None:
+            self._flusher.kill(block=False)
+            self._flusher = None
+
+
+def _let_csv_writer_catch_up(environment: Any = None, **_kwargs: Any) -> None:
+    """``events.test_stop`` listener: wait out one tick of Locust's CSV writer.
+
+    Locust rewrites ``_stats.csv`` (and appends to ``_stats_history.csv``) only once a
+    second, not at exit, so the files could miss the last second's requests. The users
+    have stopped when ``test_stop`` fires; waiting a little over a tick makes the files
+    final, so their totals equal the request log's line count.
+    """
+    options = getattr(environment, "parsed_options", None)
+    if getattr(options, "csv_prefix", None):
+        gevent.sleep(1.2)
+
+
+def _graceful_sigterm(environment: Any = None, **_kwargs: Any) -> None:
+    """``events.init`` listener: make SIGTERM end a headless shape run cleanly.
+
+    Locust 2.x installs its own SIGTERM handler only after a headless ``LoadTestShape`` run
+    has finished, so a SIGTERM during the run kills the process without writing the final
+    CSV files or firing ``quitting``/``quit``. Until then, this handler quits the runner;
+    Locust then shuts down as at the profile's end (stats, CSVs, exit status 0 or 1).
+    """
+    runner = getattr(environment, "runner", None)
+    if runner is None or type(runner).__name__ == "WorkerRunner":
+        return
+
+    def quit_runner() -> None:
+        logging.getLogger(__name__).info("SIGTERM: stopping the load test")
+        runner.quit()
+
+    gevent.signal_handler(signal.SIGTERM, quit_runner)
+
+
+def _install_request_log(path: str) -> RequestLogWriter:
+    writer = RequestLogWriter(path)
+    events.request.add_listener(writer.on_request)
+    events.init.add_listener(lambda **_kw: writer.start_flusher())
+    events.init.add_listener(_graceful_sigterm)
+    events.test_stop.add_listener(_let_csv_writer_catch_up)
+    # quitting fires before the runner stops on SIGTERM, quit after: flush at both
+    events.quitting.add_listener(writer.close)
+    events.quit.add_listener(writer.close)
+    return writer
+
+
+REQUEST_LOG: RequestLogWriter | None = (
+    _install_request_log(os.environ[REQUEST_LOG_ENV]) if os.environ.get(REQUEST_LOG_ENV) else None
+)
+"""The request log writer when ``K8SGPURL_REQUEST_LOG`` is set, else ``None``."""
