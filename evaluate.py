@@ -64,9 +64,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--out", type=Path, default=None, help="results folder (default results/<timestamp>)"
     )
-    p.add_argument("--backend", default="sim", help="cluster backend (default sim)")
     p.add_argument(
-        "--cluster", default=None, help="simulated cluster name or YAML (default rtx3080)"
+        "--backend",
+        default="sim",
+        help="sim (simulated cluster) or local (real servers, HAProxy, Prometheus, Locust "
+        "on this machine, in wall-clock time) (default sim)",
+    )
+    p.add_argument(
+        "--cluster",
+        default=None,
+        help="cluster config name or YAML (default: rtx3080 for sim, local for local)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
@@ -93,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     except K8sGpuRlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: the finished runs are in the output folder (runs/, runs.csv)",
+            file=sys.stderr,
+        )
+        return 130
     report.print_summary(outputs.report)
     print(f"results: {plan.out}")
     return 0

@@ -20,7 +20,9 @@ from k8s_gpu_rl.config import from_dict, read_yaml, replace, suggest
 from k8s_gpu_rl.errors import ConfigError
 from loadprofiles import LoadProfile, load_profile
 
-BACKENDS = ("sim",)
+BACKENDS = ("sim", "local", "k8s")
+DEFAULT_CLUSTER = {"sim": None, "local": "local", "k8s": "rtx3080"}
+"""The cluster config each backend uses when none is given (None: the simulator's default)."""
 
 
 class K8sGpuEnv(gym.Env):
@@ -95,10 +97,16 @@ class K8sGpuEnv(gym.Env):
 
     ## Arguments
     ``gymnasium.make("K8sGpu-v0", profile="mixed", backend="sim", cluster=None,
-    config=None, **overrides)``: ``profile`` is a name or a YAML path; ``cluster`` a
-    shipped cluster name, YAML path, dict or :class:`ClusterConfig`; ``config`` an
-    :class:`EnvConfig`, dict or YAML path; ``overrides`` replace ``EnvConfig`` fields
-    (e.g. ``slo_ms=120``, ``reward={"w_qos": 200}``).
+    config=None, backend_options=None, **overrides)``: ``profile`` is a name or a YAML
+    path; ``backend`` ``"sim"`` (the simulated cluster), ``"local"`` (real servers,
+    HAProxy, Prometheus and Locust on this machine, in wall-clock time) or ``"k8s"`` (the
+    Triton Deployment of a real cluster, its Prometheus and a real Locust; wall-clock
+    time); ``cluster`` a shipped cluster name, YAML path, dict or :class:`ClusterConfig`
+    (default: ``rtx3080`` for ``sim`` and ``k8s``, ``local`` for ``local``); ``config`` an
+    :class:`EnvConfig`, dict or YAML path; ``backend_options`` the live backend's options
+    (:class:`~envs.backends.local.backend.LocalOptions` or
+    :class:`~envs.backends.k8s.options.K8sOptions` fields); ``overrides`` replace
+    ``EnvConfig`` fields (e.g. ``slo_ms=120``, ``reward={"w_qos": 200}``).
 
     ## Version History
     * v0: initial release.
@@ -112,13 +120,23 @@ class K8sGpuEnv(gym.Env):
         backend: str = "sim",
         cluster: str | Path | dict | ClusterConfig | None = None,
         config: EnvConfig | dict | str | Path | None = None,
+        backend_options: dict[str, Any] | None = None,
         **overrides: Any,
     ) -> None:
         self.profile = profile if isinstance(profile, LoadProfile) else load_profile(profile)
+        if backend not in BACKENDS:
+            raise ConfigError(
+                f"unknown backend {backend!r}{suggest(backend, BACKENDS)}; "
+                f"available: {', '.join(BACKENDS)}"
+            )
+        if cluster is None:
+            cluster = DEFAULT_CLUSTER[backend]
         self.cluster_config = load_cluster_config(cluster)
         self.config = _env_config(config, overrides)
         self._check_share_levels()
-        self.backend: Backend = _make_backend(backend, self.cluster_config, self.profile)
+        self.backend: Backend = _make_backend(
+            backend, self.cluster_config, self.profile, backend_options or {}
+        )
         c = self.config
         n_share = len(c.share_steps) if c.share_action == "relative" else len(c.share_levels)
         self.action_space = spaces.MultiDiscrete([len(c.replica_deltas), n_share])
@@ -336,11 +354,24 @@ def _env_config(
     return replace(base, "config", **overrides) if overrides else base
 
 
-def _make_backend(name: str, cluster: ClusterConfig, profile: LoadProfile) -> Backend:
+def _make_backend(
+    name: str, cluster: ClusterConfig, profile: LoadProfile, options: dict[str, Any]
+) -> Backend:
     if name == "sim":
         from envs.backends.sim import SimBackend
 
+        if options:
+            raise ConfigError(f"the sim backend takes no backend_options, got {sorted(options)}")
         return SimBackend(cluster, profile)
+    if name == "local":
+        from envs.backends.local.backend import LocalBackend, LocalOptions
+
+        return LocalBackend(cluster, profile, from_dict(LocalOptions, options, "backend_options"))
+    if name == "k8s":
+        from envs.backends.k8s.backend import K8sBackend
+        from envs.backends.k8s.options import K8sOptions
+
+        return K8sBackend(cluster, profile, from_dict(K8sOptions, options, "backend_options"))
     raise ConfigError(
         f"unknown backend {name!r}{suggest(name, BACKENDS)}; available: {', '.join(BACKENDS)}"
     )

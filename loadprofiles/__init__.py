@@ -14,6 +14,7 @@ from loadprofiles.profile import (
     available_profiles,
     load_profile,
     parse_profile,
+    time_scaled,
     user_events,
     users_at,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "available_profiles",
     "load_profile",
     "parse_profile",
+    "time_scaled",
     "user_events",
     "users_at",
 ]
