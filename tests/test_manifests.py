@@ -496,7 +496,7 @@ def test_hpa_targets_the_deployment_with_the_default_behaviour() -> None:
         "kind": "Deployment",
         "name": "triton",
     }
-    assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 4)
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 8)  # the baseline HPA's bounds
     (metric,) = spec["metrics"]
     assert metric == {
         "type": "Resource",

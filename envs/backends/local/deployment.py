@@ -304,7 +304,9 @@ class LocalDeployment:
             "--pod",
             p.name,
         ]
-        p.proc = self.group.start(p.name, argv)
+        # the share as an MPS active-thread percentage: effective on a GPU with an MPS daemon
+        env = {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": str(p.template.gpucores)}
+        p.proc = self.group.start(p.name, argv, env=env)
         p.phase, p.started_s = STARTING, now
 
     def _terminate(self, p: LocalPod, now: float) -> None:

@@ -1,4 +1,4 @@
-"""A Triton stand-in: one process serving MobileNetV4 through ONNX Runtime (CPU).
+"""A Triton stand-in: one process serving MobileNetV4 through ONNX Runtime (CPU, or CUDA).
 
 Run it as::
 
@@ -497,7 +497,7 @@ class ServedModel:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(str(path), opts, providers=execution_providers())
         inp = self.config.inputs[0]
         names = {i.name for i in self._session.get_inputs()}
         if len(self.config.inputs) != 1 or inp.name not in names:
@@ -1302,6 +1302,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return p
+
+
+def execution_providers() -> list[str]:
+    """ONNX Runtime's CUDA provider where one is installed and a GPU is visible (the
+    ``onnxruntime-gpu`` package), else the CPU. ``K8SGPURL_DEVICE=cpu`` forces the CPU.
+
+    On a GPU the vGPU share still holds through the limiter below (as HAMi-core throttles
+    kernel launches); the testbed also sets ``CUDA_MPS_ACTIVE_THREAD_PERCENTAGE`` to the
+    share, which caps the SMs a process may use where an MPS daemon runs."""
+    import onnxruntime as ort
+
+    if os.environ.get("K8SGPURL_DEVICE", "auto") != "cpu" and (
+        "CUDAExecutionProvider" in ort.get_available_providers()
+    ):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
 
 
 def main(argv: list[str] | None = None) -> int:
