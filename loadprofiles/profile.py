@@ -134,6 +134,19 @@ class LoadProfile:
         return None if stage is None else (stage.users, stage.spawn_rate)
 
 
+def profile_dict(profile: LoadProfile) -> dict[str, Any]:
+    """``profile`` as its YAML file states it (live backends hand Locust a file)."""
+    return {
+        "name": profile.name,
+        "description": profile.description,
+        "wait_time": {"min": profile.wait_time.min, "max": profile.wait_time.max},
+        "stages": [
+            {"duration": s.duration, "users": s.users, "spawn_rate": s.spawn_rate}
+            for s in profile.stages
+        ],
+    }
+
+
 def time_scaled(profile: LoadProfile, factor: float) -> LoadProfile:
     """``profile`` with every stage ``factor`` times as long (ramps ``1/factor`` as fast).
 

@@ -2,7 +2,7 @@
 
     python scripts/sim_vs_real.py [--profile low,medium] [--time-scale 1] [--sim-seeds 5]
                                   [--replicas 1] [--gpucores 50] [--no-calibrate]
-                                  [--out results/sim_vs_real]
+                                  [--cluster YAML] [--reuse-real JSON] [--out results/sim_vs_real]
 
 1. Calibrate (unless ``--no-calibrate``): ONNX Runtime batch times, server start-up, and
    a 60 s probe of the whole testbed for the per-request transport and CPU overheads;
@@ -81,16 +81,24 @@ def calibrate(out: Path) -> Path:
         startup = measure.startup_times(repo, base.serving.model_name)
     print("calibrating: 60 s probe of the testbed ...", flush=True)
     p = measure.probe(base)
+    cpu_ms = p["cpu_ms_per_request"]
+    server_model_ms = cpu_ms + base.serving.max_queue_delay_us / 1000 + base_ms + per_item
+    transport = measure.fit_transport(
+        p["client_p50_ms"], p["client_p75_ms"], p["client_p99_ms"], server_model_ms
+    )
     m = measure.Measured(
-        batch, base_ms, per_item, float(np.median(startup)), p["transport_ms"],
+        batch, base_ms, per_item, float(np.median(startup)), transport,
         p["cpu_ms_per_request"], p["memory_mib"],
     )  # fmt: skip
     print(
         "  batch ms "
         + ", ".join(f"b={b}: {t:.1f}" for b, t in batch.items())
         + f" -> {base_ms:.2f} + {per_item:.2f}·n\n"
-        f"  start-up {m.startup_s:.1f} s; transport {m.transport_ms:.2f} ms "
-        f"(client p50 {p['client_p50_ms']:.2f} - server {p['server_ms']:.2f}); "
+        f"  start-up {m.startup_s:.1f} s; client p50/p75/p99 {p['client_p50_ms']:.2f}/"
+        f"{p['client_p75_ms']:.2f}/{p['client_p99_ms']:.2f} ms, server {p['server_ms']:.2f} ms"
+        f" (model {server_model_ms:.2f})"
+        f" -> transport {transport['transport_median_ms']:.2f} ms, sigma "
+        f"{transport['transport_sigma']:.3f}, tail {transport['tail_mean_ms']:.2f} ms;\n  "
         f"front-end CPU {m.cpu_ms_per_request:.2f} ms/request; memory {m.model_memory_mib:.0f} MiB"
     )
     path = out / "local-calibrated.yaml"
@@ -110,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpucores", type=int, default=50)
     parser.add_argument("--cluster", help="cluster YAML for the simulator (skips calibration)")
     parser.add_argument("--no-calibrate", action="store_true", help="use local.yaml as shipped")
+    parser.add_argument(
+        "--reuse-real",
+        type=Path,
+        help="a previous sim_vs_real.json: compare its real runs with the simulator again "
+        "(no real runs; for work on the simulator)",
+    )
     parser.add_argument("--tolerance", type=float, default=0.15)
     parser.add_argument("--out", type=Path, default=Path("results/sim_vs_real"))
     args = parser.parse_args(argv)
@@ -126,14 +140,18 @@ def main(argv: list[str] | None = None) -> int:
         report: dict[str, dict] = {}
         worst = 0.0
         for profile in profiles:
-            print(f"\n{profile.name}: real run ({profile.duration_s:.0f} s) ...", flush=True)
-            t = time.monotonic()
-            env = K8sGpuEnv(profile=profile, backend="local", cluster=cluster)
-            try:
-                real = run(env, 0, args.replicas, args.gpucores)
-            finally:
-                env.close()
-            print(f"  done in {time.monotonic() - t:.0f} s; simulating ...", flush=True)
+            if args.reuse_real:
+                real = json.loads(args.reuse_real.read_text())["profiles"][profile.name]["real"]
+                print(f"\n{profile.name}: real run from {args.reuse_real}; simulating ...")
+            else:
+                print(f"\n{profile.name}: real run ({profile.duration_s:.0f} s) ...", flush=True)
+                t = time.monotonic()
+                env = K8sGpuEnv(profile=profile, backend="local", cluster=cluster)
+                try:
+                    real = run(env, 0, args.replicas, args.gpucores)
+                finally:
+                    env.close()
+                print(f"  done in {time.monotonic() - t:.0f} s; simulating ...", flush=True)
             env = K8sGpuEnv(profile=profile, backend="sim", cluster=cluster)
             sims = [run(env, s, args.replicas, args.gpucores) for s in range(args.sim_seeds)]
             sim = {k: float(np.mean([r[k] for r in sims])) for k in sims[0]}
@@ -147,9 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {k:<16}{real[k]:>10.2f}{sim[k]:>10.2f}{err:>+9.1%}")
             print(f"  requests: real {real['requests']:.0f} (success {real['success_rate']:.2%})")
             report[profile.name] = {"figures": rows, "real": real, "sim_runs": sims}
-        (args.out / "sim_vs_real.json").write_text(
-            json.dumps({"cluster": str(cluster_path), "profiles": report}, indent=2)
-        )
+        result = args.out / ("sim_again.json" if args.reuse_real else "sim_vs_real.json")
+        result.write_text(json.dumps({"cluster": str(cluster_path), "profiles": report}, indent=2))
     except K8sGpuRlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -315,3 +315,26 @@ def test_infer_request_uses_the_binary_extension() -> None:
     assert np.array_equal(raw, tensor)
     assert np.array_equal(random_input(seed=0), tensor)
     assert not np.array_equal(random_input(seed=1), tensor)
+
+
+@pytest.mark.parametrize("name", ["low", "medium", "high", "mixed"])
+def test_profile_dict_round_trips_through_the_parser(name: str) -> None:
+    from loadprofiles.profile import parse_profile, profile_dict
+
+    profile = load_profile(name)
+    assert parse_profile(profile_dict(profile)) == profile
+
+
+def test_time_scaled_keeps_the_shape_in_a_fraction_of_the_time() -> None:
+    from loadprofiles import time_scaled, users_at
+
+    mixed = load_profile("mixed")
+    short = time_scaled(mixed, 0.1)
+    assert short.duration_s == pytest.approx(0.1 * mixed.duration_s)
+    assert [s.users for s in short.stages] == [s.users for s in mixed.stages]
+    # between ramps, the user count at 10 % of a time is the original's at that time
+    for t in (100.0, 400.0, 600.0, 750.0, 900.0, 1150.0, 1400.0, 1790.0):
+        assert users_at(short, 0.1 * t) == users_at(mixed, t)
+    assert time_scaled(mixed, 1) is mixed
+    with pytest.raises(ConfigError, match="time scale"):
+        time_scaled(mixed, 0)

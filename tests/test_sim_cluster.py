@@ -183,6 +183,41 @@ def test_core_limit_strength_zero_lets_a_lone_small_pod_use_the_whole_gpu(tmp_pa
     assert held_latency.mean() > free_latency.mean() + 0.02
 
 
+def test_token_bucket_costs_no_latency_at_light_load_and_holds_the_share_under_load(
+    tmp_path: Path,
+) -> None:
+    """HAMi-core's limiter (``token_bucket_s``, as the local testbed's servers enforce it):
+    at light load the pod's batches run at full speed; saturated, its busy time is held to
+    its share, as with the time-sliced model."""
+
+    def run(users: int, bucket_s: float, gpucores: int) -> tuple[SimCluster, np.ndarray]:
+        cluster = make_cluster(
+            tmp_path,
+            users=users,
+            seed=5,
+            think=(0.05, 0.1),
+            hami={"token_bucket_s": bucket_s},
+            deployment={"gpucores": gpucores},
+            serving={"batch_base_ms": 20.0},  # heavy batches: the GPU is the bottleneck
+        )
+        cluster.advance(10.0)
+        iv = cluster.advance(60.0)
+        return cluster, iv.latencies_s
+
+    light_bucket, light_bucket_lat = run(1, 0.1, 25)
+    light_whole, light_whole_lat = run(1, 0.0, 100)
+    _, light_sliced_lat = run(1, 0.0, 25)
+    assert wall_per_work(counters(light_bucket, light_bucket.pods[0])) == pytest.approx(
+        1.0, rel=1e-9
+    )
+    assert np.array_equal(light_bucket_lat, light_whole_lat)  # same seed, same draws
+    assert light_sliced_lat.mean() > light_bucket_lat.mean() + 0.05
+
+    heavy, _ = run(60, 0.1, 25)
+    busy = counters(heavy, heavy.pods[0])[st.C_GPU_BUSY_S]
+    assert busy / heavy.now_s == pytest.approx(0.25, rel=0.05)  # held to its share
+
+
 def test_gpucores_zero_is_not_throttled(tmp_path: Path) -> None:
     """HAMi-core starts no core limiter for gpucores 0 (unset): the pod runs at full speed."""
     cluster = make_cluster(tmp_path, users=10, deployment={"gpucores": 0})

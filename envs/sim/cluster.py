@@ -343,6 +343,7 @@ class SimCluster(FaultsMixin):
         s.pod_counters[slot, :] = 0.0
         s.p_head[slot] = s.p_tail[slot] = 0
         s.p_busy_until[slot] = -1.0
+        s.p_bucket_t[slot] = -1.0  # a new pod starts with a full token bucket
         s.p_accept_from[slot] = math.inf
         s.ctr[st.K_N_PODS] = max(int(s.ctr[st.K_N_PODS]), slot + 1)
         self._try_schedule(pod, t)
@@ -454,6 +455,7 @@ class SimCluster(FaultsMixin):
         pr[st.P_STICKY_CONNECTIONS] = 1.0 if c.client.sticky_connections else 0.0
         pr[st.P_MAX_BATCH] = c.serving.max_batch_size
         pr[st.P_UTIL_OVERREAD] = c.serving.util_overread
+        pr[st.P_TOKEN_BUCKET_S] = c.hami.token_bucket_s
 
 
 def _pod_next_change(pod: Pod) -> float:

@@ -67,6 +67,13 @@ class HamiConfig:
     core_limit_strength: float = 1.0
     """How strongly gpucores throttles (HAMi issue 786): 1 holds a pod to its share,
     0 lets it use the whole GPU when it runs alone."""
+    token_bucket_s: float = 0.0
+    """0: a pod's batches run at its share of the GPU (time-sliced: a batch takes
+    work / share). > 0: HAMi-core's token bucket: batches run at full speed while the pod
+    has busy-seconds in its bucket, which refills at its share and holds at most share x
+    this many seconds; a batch launched with the bucket below zero waits until it is back
+    at zero. Under sustained load both hold the pod to its share; at light load the
+    bucket costs no latency. The local testbed's servers limit this way with 0.1 s."""
 
     def __post_init__(self) -> None:
         check(
@@ -84,6 +91,10 @@ class HamiConfig:
         check(
             0.0 <= self.core_limit_strength <= 1.0,
             f"core_limit_strength must be in [0, 1], got {self.core_limit_strength}",
+        )
+        check(
+            self.token_bucket_s >= 0.0,
+            f"token_bucket_s must be >= 0, got {self.token_bucket_s}",
         )
 
 

@@ -26,7 +26,7 @@ enum {
     P_THINK_MIN_S, P_THINK_MAX_S, P_UPLINK_S, P_TRANSPORT_MEDIAN_S, P_TRANSPORT_SIGMA,
     P_TAIL_PROB, P_TAIL_MEAN_S, P_TIMEOUT_S, P_REFUSED_S, P_MAX_QUEUE_DELAY_S,
     P_BATCH_BASE_S, P_BATCH_PER_ITEM_S, P_CORE_LIMIT_STRENGTH, P_STICKY_CONNECTIONS,
-    P_MAX_BATCH, P_UTIL_OVERREAD
+    P_MAX_BATCH, P_UTIL_OVERREAD, P_TOKEN_BUCKET_S
 };
 enum {
     C_SUCCESS, C_FAILURE, C_INFERENCES, C_EXECUTIONS, C_REQUEST_US, C_QUEUE_US,
@@ -46,7 +46,7 @@ typedef struct {
     double *h_t; int64_t *h_u; int64_t *h_g; int64_t heap_cap;
     double *p_accept_from, *p_accept_until, *p_kill_at, *p_share;
     int64_t *p_gpu, *p_cpu_servers;
-    double *p_cpu_s, *p_busy_until, *p_next;
+    double *p_cpu_s, *p_busy_until, *p_bucket, *p_bucket_t, *p_next;
     int64_t *p_batch_n; double *p_batch_t; int64_t *p_head, *p_tail;
     double *q_enq, *q_arr; int64_t *q_user, *q_gen; int64_t q_cap;
     double *cpu_free; int64_t cpu_k;
@@ -205,6 +205,16 @@ static double effective_share(State *s, int64_t p, double t) {
     return own / (total > 1.0 ? total : 1.0) * s->g_speed[gpu];
 }
 
+/* The GPU's speed for pod p when only contention limits it: shared evenly with the other
+ * pods on its GPU that are executing now (the token-bucket model's kernel speed). */
+static double full_speed(State *s, int64_t p, double t) {
+    int64_t gpu = s->p_gpu[p], n_pods = s->ctr[K_N_PODS];
+    double busy = 1.0;
+    for (int64_t q = 0; q < n_pods; q++)
+        if (q != p && s->p_gpu[q] == gpu && s->p_busy_until[q] > t) busy += 1.0;
+    return s->g_speed[gpu] / busy;
+}
+
 static void dispatch(State *s, int64_t p, double t) {
     const double *pr = s->params;
     int64_t head = s->p_head[p], n = 0, max_batch = (int64_t)pr[P_MAX_BATCH];
@@ -217,8 +227,25 @@ static void dispatch(State *s, int64_t p, double t) {
     }
     if (n == 0) { s->p_next[p] = pod_next(s, p, t); return; }
     double work_s = pr[P_BATCH_BASE_S] + pr[P_BATCH_PER_ITEM_S] * (double)n;
-    double share = effective_share(s, p, t);
-    double wall_s = work_s / (share > 1e-6 ? share : 1e-6);
+    double wall_s;
+    if (pr[P_TOKEN_BUCKET_S] > 0.0) {
+        /* HAMi-core's limiter: kernels run at the speed the GPU gives them while the pod
+         * has tokens; tokens (busy-seconds) refill at its share, up to share x window; a
+         * launch with the bucket below zero waits until it is back at zero. */
+        double sh = s->p_share[p] > 1e-6 ? s->p_share[p] : 1e-6;
+        double cap = sh * pr[P_TOKEN_BUCKET_S];
+        double level = s->p_bucket_t[p] < 0.0
+            ? cap : fmin(cap, s->p_bucket[p] + sh * (t - s->p_bucket_t[p]));
+        double wait_s = level < 0.0 ? -level / sh : 0.0;
+        double speed = full_speed(s, p, t);  /* time-sliced with busy neighbours only */
+        double run_s = work_s / (speed > 1e-6 ? speed : 1e-6);
+        s->p_bucket[p] = (level < 0.0 ? 0.0 : level) - run_s;
+        s->p_bucket_t[p] = t + wait_s;
+        wall_s = wait_s + run_s;
+    } else {
+        double share = effective_share(s, p, t);
+        wall_s = work_s / (share > 1e-6 ? share : 1e-6);
+    }
     s->p_busy_until[p] = t + wall_s;
     s->p_batch_n[p] = n;
     s->p_batch_t[p] = t;

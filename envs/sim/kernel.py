@@ -69,6 +69,8 @@ class CState(ctypes.Structure):
         ("p_cpu_servers", _P),
         ("p_cpu_s", _P),
         ("p_busy_until", _P),
+        ("p_bucket", _P),
+        ("p_bucket_t", _P),
         ("p_next", _P),
         ("p_batch_n", _P),
         ("p_batch_t", _P),

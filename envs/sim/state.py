@@ -35,7 +35,8 @@ P_CORE_LIMIT_STRENGTH = 12
 P_STICKY_CONNECTIONS = 13
 P_MAX_BATCH = 14
 P_UTIL_OVERREAD = 15
-N_PARAMS = 16
+P_TOKEN_BUCKET_S = 16
+N_PARAMS = 17
 
 # per-pod cumulative counters
 C_SUCCESS = 0  # nv_inference_request_success
@@ -89,6 +90,8 @@ class ServingState(NamedTuple):
     p_cpu_servers: np.ndarray  # int64[P]
     p_cpu_s: np.ndarray  # float64[P], CPU seconds per request (at the pod's CPU limit)
     p_busy_until: np.ndarray  # float64[P], model instance busy until (-1: idle)
+    p_bucket: np.ndarray  # float64[P], token-bucket level in busy-seconds (token_bucket_s > 0)
+    p_bucket_t: np.ndarray  # float64[P], time the level was last refilled (-1: full)
     p_next: np.ndarray  # float64[P], the pod's next event (dispatch, completion or death)
     p_batch_n: np.ndarray  # int64[P], requests in the executing batch
     p_batch_t: np.ndarray  # float64[P], dispatch time of the executing batch
@@ -140,6 +143,8 @@ def allocate(
         p_cpu_servers=np.ones(max_pods, np.int64),
         p_cpu_s=np.zeros(max_pods, f8),
         p_busy_until=np.full(max_pods, -1.0),
+        p_bucket=np.zeros(max_pods, f8),
+        p_bucket_t=np.full(max_pods, -1.0),
         p_next=np.full(max_pods, np.inf),
         p_batch_n=np.zeros(max_pods, np.int64),
         p_batch_t=np.zeros(max_pods, f8),

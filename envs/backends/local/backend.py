@@ -50,7 +50,7 @@ from envs.observation import evaluate_live, queries
 from envs.sim.config import ClusterConfig
 from k8s_gpu_rl.errors import BackendError
 from loadprofiles import LoadProfile
-from loadprofiles.profile import users_at
+from loadprofiles.profile import profile_dict, users_at
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUSY = "k8sgpurl_compute_busy_seconds_total"
@@ -241,7 +241,7 @@ class _Episode:
             self.deployment.wait_ready(o.ready_timeout_s)
             self.prom.wait_ready()
             profile_path = self.run_dir / "profile.yaml"
-            profile_path.write_text(yaml.safe_dump(_profile_dict(self.profile), sort_keys=False))
+            profile_path.write_text(yaml.safe_dump(profile_dict(self.profile), sort_keys=False))
             self.locust = LocustRun(
                 self.group,
                 host=f"http://{o.host}:{self.lb.port}",
@@ -499,16 +499,3 @@ def _sum_samples(text: str, names: tuple[str, ...]) -> dict[str, float]:
                 continue
             out[name] = out.get(name, 0.0) + value
     return out
-
-
-def _profile_dict(profile: LoadProfile) -> dict[str, Any]:
-    """The profile as its YAML file would state it (Locust reads it from disk)."""
-    return {
-        "name": profile.name,
-        "description": profile.description,
-        "wait_time": {"min": profile.wait_time.min, "max": profile.wait_time.max},
-        "stages": [
-            {"duration": s.duration, "users": s.users, "spawn_rate": s.spawn_rate}
-            for s in profile.stages
-        ],
-    }

@@ -33,8 +33,8 @@ class Measured:
     batch_per_item_ms: float
     startup_s: float
     """Median time from process start to Ready."""
-    transport_ms: float
-    """Client latency minus the server's request duration, median request."""
+    transport: dict[str, float]
+    """The client-side latency beyond the server's time (:func:`fit_transport`)."""
     cpu_ms_per_request: float
     """Server CPU per request beyond inference (HTTP and tensor parsing)."""
     model_memory_mib: float
@@ -121,7 +121,6 @@ def probe(cluster: ClusterConfig, duration_s: float = 60.0) -> dict[str, float]:
     )
     try:
         env.reset(seed=0)
-        lat: list[float] = []
         server_ms: list[float] = []
         cpu = busy = 0.0
         requests = 0
@@ -137,7 +136,9 @@ def probe(cluster: ClusterConfig, duration_s: float = 60.0) -> dict[str, float]:
         s = env._episode.sums  # noqa: SLF001 - the episode's integrals
         cpu, busy = s.get("cpu_s", 0.0), s.get("gpu_work_s", 0.0)
         requests = int(k["requests"])
-        lat.append(k["p50_latency_ms"])
+        lat_ms = np.concatenate(env._episode.latencies) * 1000.0  # noqa: SLF001
+        ok = np.concatenate(env._episode.ok)  # noqa: SLF001
+        lat = [float(x) for x in np.percentile(lat_ms[ok], (50, 75, 99))]
         memory = [
             p.counters.get("memory_bytes", math.nan) for p in env.backend.live.deployment.pods
         ]
@@ -146,10 +147,38 @@ def probe(cluster: ClusterConfig, duration_s: float = 60.0) -> dict[str, float]:
     server = float(np.median(server_ms)) if server_ms else math.nan
     return {
         "client_p50_ms": lat[0],
+        "client_p75_ms": lat[1],
+        "client_p99_ms": lat[2],
         "server_ms": server,
-        "transport_ms": lat[0] - server,
         "cpu_ms_per_request": 1000.0 * max(0.0, cpu - busy) / max(1, requests),
         "memory_mib": float(np.nanmax(memory)) / 2**20 if memory else math.nan,
+    }
+
+
+TAIL_PROBABILITY = 0.05
+"""Share of requests the fitted client tail applies to (the rest is the log-normal body)."""
+
+
+def fit_transport(p50: float, p75: float, p99: float, server_ms: float) -> dict[str, float]:
+    """The simulator's client-side latency from a light-load probe's percentiles.
+
+    Light load means no queueing: a request's latency is the server's time plus the
+    transport (Locust, HAProxy, loopback, and whatever else the machine is doing).
+    ``server_ms`` is the server's time as the simulator models it (front-end CPU, the
+    batcher's queue delay, a batch of one), so the transport takes whatever else the
+    measured latency holds. The
+    transport's body is log-normal, its median ``p50 - server`` and its shape from the
+    p75; its rare slow path (``TAIL_PROBABILITY`` of requests, an exponential delay) is
+    sized so that 1 % of requests exceed the p99: ``q * exp(-(p99 - p50) / mean) = 0.01``.
+    """
+    median = max(0.1, p50 - server_ms)
+    sigma = math.log(max(p75 - server_ms, median * 1.0001) / median) / 0.6745
+    tail_mean = max(0.1, (p99 - p50) / math.log(TAIL_PROBABILITY / 0.01))
+    return {
+        "transport_median_ms": median,
+        "transport_sigma": min(1.0, max(0.01, sigma)),
+        "tail_probability": TAIL_PROBABILITY,
+        "tail_mean_ms": tail_mean,
     }
 
 
@@ -163,7 +192,11 @@ def calibrated(base: ClusterConfig, m: Measured) -> ClusterConfig:
         model_memory_mib=int(math.ceil(m.model_memory_mib)),
     )
     client = dataclasses.replace(
-        base.client, transport_median_ms=round(max(0.1, m.transport_ms), 3)
+        base.client,
+        transport_median_ms=round(m.transport["transport_median_ms"], 3),
+        transport_sigma=round(m.transport["transport_sigma"], 4),
+        tail_probability=m.transport["tail_probability"],
+        tail_mean_ms=round(m.transport["tail_mean_ms"], 3),
     )
     startup = dataclasses.replace(base.startup, median_s=round(m.startup_s, 2))
     return dataclasses.replace(base, serving=serving, client=client, startup=startup)
