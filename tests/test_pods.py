@@ -178,3 +178,27 @@ def test_pod_is_ready_from_its_ready_instant() -> None:
     assert p.is_ready(30.0)
     assert not pod(1, Phase.TERMINATING).is_ready(0.0)
     assert pod(2, Phase.READY).is_ready(0.0)
+
+
+def test_rollout_can_start_rules() -> None:
+    """Same share: nothing to roll; during a rollout: never; maxUnavailable >= 1: always;
+    else only if a new pod fits beside the current ones."""
+    from envs.sim.pods import Template, rollout_can_start
+
+    cur, new = Template(50, 5120), Template(30, 3072)
+    calls = []
+
+    def fits(answer: bool):
+        def f() -> bool:
+            calls.append(answer)
+            return answer
+
+        return f
+
+    assert rollout_can_start(cur, cur, True, 1, 0.25, 0.25, fits(False))
+    assert not rollout_can_start(cur, new, True, 1, 0.25, 0.25, fits(True))
+    assert rollout_can_start(cur, new, False, 4, 0.25, 0.25, fits(False))  # 4 x 25 % = 1
+    assert calls == []  # placement is only asked when it decides
+    assert not rollout_can_start(cur, new, False, 2, 0.25, 0.25, fits(False))
+    assert rollout_can_start(cur, new, False, 2, 0.25, 0.25, fits(True))
+    assert calls == [False, True]

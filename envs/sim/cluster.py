@@ -25,8 +25,8 @@ from envs.sim.pods import (
     Pod,
     Template,
     deletion_order,
+    rollout_can_start,
     rollout_plan,
-    surge_and_unavailable,
 )
 from envs.sim.prometheus import PromSim
 from envs.sim.rng import seed_state
@@ -140,32 +140,25 @@ class SimCluster(FaultsMixin):
         return any(p.template != self.template for p in self.pods if p.phase in LIVE)
 
     def rollout_can_start(self, replicas: int, gpucores: int, gpumem_mib: int) -> bool:
-        """Whether a rollout to this share can start now and finish.
-
-        Not while another rollout is under way: the Deployment controller then keeps the
-        Ready pods of every old template until new ones are Ready, and a third template's
-        pods may never fit. With maxUnavailable rounding to 0 (fewer than 4 replicas) a
-        new pod must also fit beside the current ones, or it stays Pending and the rollout
-        never ends, as on a real cluster.
-        """
-        if Template(gpucores, gpumem_mib) == self.template:
-            return True
-        if self.rollout_in_progress():
-            return False
-        d = self.config.deployment
-        _, unavailable = surge_and_unavailable(replicas, d.max_surge, d.max_unavailable)
-        if unavailable >= 1:
-            return True
-        h = self.config.hami
-        return (
-            hami.place(
-                self._gpu_slots(),
-                gpumem_mib,
-                gpucores,
-                h.node_scheduler_policy,
-                h.gpu_scheduler_policy,
-            )
-            is not None
+        """Whether a rollout to this share can start now and finish (:func:`pods.rollout_can_start`)."""
+        d, h = self.config.deployment, self.config.hami
+        return rollout_can_start(
+            self.template,
+            Template(gpucores, gpumem_mib),
+            self.rollout_in_progress(),
+            replicas,
+            d.max_surge,
+            d.max_unavailable,
+            lambda: (
+                hami.place(
+                    self._gpu_slots(),
+                    gpumem_mib,
+                    gpucores,
+                    h.node_scheduler_policy,
+                    h.gpu_scheduler_policy,
+                )
+                is not None
+            ),
         )
 
     # --- time -------------------------------------------------------------

@@ -9,6 +9,7 @@ for one reconcile, a pure function so it can be tested case by case.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -117,6 +118,31 @@ def rollout_plan(
     delete_old += max(0, min(old_ready, budget, available - min_available))
     delete_new = max(0, new_total + create - replicas)
     return RolloutPlan(create, delete_old, delete_new)
+
+
+def rollout_can_start(
+    current: Template,
+    wanted: Template,
+    in_progress: bool,
+    replicas: int,
+    max_surge: float,
+    max_unavailable: float,
+    new_pod_fits: Callable[[], bool],
+) -> bool:
+    """Whether changing the template to ``wanted`` now starts a rollout that can finish.
+
+    Not while another rollout is under way: the Deployment controller then keeps the
+    Ready pods of every old template until new ones are Ready, and a third template's
+    pods may never fit. With maxUnavailable rounding to 0 (fewer than 4 replicas) a new
+    pod must also fit beside the current ones (``new_pod_fits``), or it stays Pending and
+    the rollout never ends, as on a real cluster.
+    """
+    if wanted == current:
+        return True
+    if in_progress:
+        return False
+    _, unavailable = surge_and_unavailable(replicas, max_surge, max_unavailable)
+    return unavailable >= 1 or new_pod_fits()
 
 
 def deletion_order(pods: list[Pod]) -> list[Pod]:

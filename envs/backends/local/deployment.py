@@ -27,7 +27,7 @@ import requests
 
 from envs.sim import hami
 from envs.sim.config import ClusterConfig
-from envs.sim.pods import Template, rollout_plan, surge_and_unavailable
+from envs.sim.pods import Template, rollout_can_start, rollout_plan
 from k8s_gpu_rl.errors import BackendError
 
 PENDING, STARTING, READY, TERMINATING, GONE = (
@@ -179,17 +179,18 @@ class LocalDeployment:
         return hami.capacity(self.slots(exclude_deployment=True), gpumem_mib, gpucores)
 
     def rollout_can_start(self, replicas: int, gpucores: int, gpumem_mib: int) -> bool:
-        """The simulator's rule (``SimCluster.rollout_can_start``) on the real pods."""
-        if Template(gpucores, gpumem_mib) == self.template:
-            return True
-        if self.rollout_in_progress():
-            return False
+        """The simulator's rule (:func:`envs.sim.pods.rollout_can_start`) on the real pods."""
         d = self.cluster.deployment
-        _, unavailable = surge_and_unavailable(replicas, d.max_surge, d.max_unavailable)
-        if unavailable >= 1:
-            return True
         with self._lock:
-            return hami.place(self.slots(), gpumem_mib, gpucores) is not None
+            return rollout_can_start(
+                self.template,
+                Template(gpucores, gpumem_mib),
+                self.rollout_in_progress(),
+                replicas,
+                d.max_surge,
+                d.max_unavailable,
+                lambda: hami.place(self.slots(), gpumem_mib, gpucores) is not None,
+            )
 
     def close(self, grace_s: float = 10.0) -> None:
         """Stop the thread and every pod (draining them)."""

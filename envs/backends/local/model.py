@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from k8s_gpu_rl.io import atomic_write
 
 MODEL_NAME = "mobilenetv4"
 """The model's name in the repository (and in Triton's metric labels)."""
@@ -27,24 +28,12 @@ INPUT_NAME = "input0"
 OUTPUT_NAME = "output0"
 INPUT_DIMS = (3, 224, 224)
 """Input dims without the batch dimension."""
+
 NUM_CLASSES = 1000
 ONNX_FILENAME = "mobilenetv4_conv_small.onnx"
 
 
 # ----------------------------------------------------------------------------- export
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then move the file into place (readers never see half)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def export_onnx(path: str | os.PathLike[str], seed: int = 0, opset: int = 17) -> Path:
@@ -86,7 +75,7 @@ def export_onnx(path: str | os.PathLike[str], seed: int = 0, opset: int = 17) ->
                 dynamo=False,
             )
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
     return path
 
 
@@ -177,8 +166,8 @@ def write_model_repository(
         ]
     )
     data = onnx_path.read_bytes()
-    _atomic_write(model_dir / "1" / "model.onnx", lambda tmp: tmp.write_bytes(data))
-    _atomic_write(model_dir / "config.pbtxt", lambda tmp: tmp.write_text(config))
+    atomic_write(model_dir / "1" / "model.onnx", lambda tmp: tmp.write_bytes(data))
+    atomic_write(model_dir / "config.pbtxt", lambda tmp: tmp.write_text(config))
     return model_dir
 
 
