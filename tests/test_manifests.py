@@ -828,7 +828,7 @@ def test_readme_covers_the_quick_start() -> None:
         "kubectl apply -k scripts/k8s/base",
         "scripts/k8s/helm-install.sh",
         "scripts/k8s/model-repository.sh",
-        "python -m evaluate --backend k8s --policy ppo,hpa",
+        "python -m evaluate --backend k8s --backend-config scripts/k8s-backend.yaml",
         "Device 0 OOM",
         "Pending",
         "--load-restrictor LoadRestrictionsNone",

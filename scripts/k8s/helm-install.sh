@@ -55,14 +55,9 @@ usage() {
     sed -n '2,/^set -euo pipefail/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
 }
 
-die() {
-    echo "error: $*" >&2
-    exit 1
-}
-
-say() {
-    echo "==> $*"
-}
+# die, say, run, find_kubectl, find_helm
+# shellcheck source=scripts/k8s/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 for arg in "$@"; do
     case "$arg" in
@@ -86,36 +81,9 @@ if [[ $DRY_RUN -eq 1 ]]; then
     HELM_CMD=(helm)
     KUBECTL_CMD=(kubectl)
 else
-    if [[ -n "${HELM:-}" ]]; then
-        read -r -a HELM_CMD <<<"$HELM"
-    elif command -v helm >/dev/null 2>&1; then
-        HELM_CMD=(helm)
-    elif command -v microk8s >/dev/null 2>&1; then
-        HELM_CMD=(microk8s helm3)
-    else
-        die "helm not found: install Helm 3, or run 'microk8s enable helm3', or set HELM"
-    fi
-    if [[ -n "${KUBECTL:-}" ]]; then
-        read -r -a KUBECTL_CMD <<<"$KUBECTL"
-    elif command -v kubectl >/dev/null 2>&1; then
-        KUBECTL_CMD=(kubectl)
-    elif command -v microk8s >/dev/null 2>&1; then
-        KUBECTL_CMD=(microk8s kubectl)
-    else
-        die "kubectl not found: install it or set KUBECTL (e.g. KUBECTL='microk8s kubectl')"
-    fi
+    find_helm
+    find_kubectl
 fi
-
-# Runs a command, or prints it (shell-quoted) in dry-run mode.
-run() {
-    if [[ $DRY_RUN -eq 1 ]]; then
-        printf '+'
-        printf ' %q' "$@"
-        printf '\n'
-    else
-        "$@"
-    fi
-}
 
 # --- kube-prometheus-stack ---------------------------------------------------------------
 install_prometheus() {

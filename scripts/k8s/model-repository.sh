@@ -54,14 +54,9 @@ usage() {
     sed -n '2,/^set -euo pipefail/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
 }
 
-die() {
-    echo "error: $*" >&2
-    exit 1
-}
-
-say() {
-    echo "==> $*"
-}
+# die, say, run, find_kubectl, find_helm
+# shellcheck source=scripts/k8s/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 for arg in "$@"; do
     case "$arg" in
@@ -92,27 +87,8 @@ fi
 if [[ $DRY_RUN -eq 1 ]]; then
     KUBECTL_CMD=(kubectl)
 elif [[ $COPY != none || $RESTART -eq 1 ]]; then
-    if [[ -n "${KUBECTL:-}" ]]; then
-        read -r -a KUBECTL_CMD <<<"$KUBECTL"
-    elif command -v kubectl >/dev/null 2>&1; then
-        KUBECTL_CMD=(kubectl)
-    elif command -v microk8s >/dev/null 2>&1; then
-        KUBECTL_CMD=(microk8s kubectl)
-    else
-        die "kubectl not found: install it or set KUBECTL (e.g. KUBECTL='microk8s kubectl')"
-    fi
+    find_kubectl
 fi
-
-# Runs a command, or prints it (shell-quoted) in dry-run mode.
-run() {
-    if [[ $DRY_RUN -eq 1 ]]; then
-        printf '+'
-        printf ' %q' "$@"
-        printf '\n'
-    else
-        "$@"
-    fi
-}
 
 kc() {
     run "${KUBECTL_CMD[@]}" --namespace "$NAMESPACE" "$@"
