@@ -3,7 +3,8 @@
     python -m evaluate --policy ppo,hpa,hpa-tuned,kpa,static,oracle --profile mixed
                        [--profile high ...] [--repeats 5] [--seed 1000]
                        [--model runs/<run>] [--out results/<timestamp>]
-                       [--backend sim] [--cluster rtx3080] [--no-progress]
+                       [--backend sim|local|k8s] [--backend-config YAML]
+                       [--cluster rtx3080] [--no-progress]
 
 Every policy runs ``--repeats`` episodes on every profile; run i uses seed ``--seed + i``
 for every policy, so all of them replay the same Locust users. ``--policy`` and
@@ -67,8 +68,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--backend",
         default="sim",
-        help="sim (simulated cluster) or local (real servers, HAProxy, Prometheus, Locust "
-        "on this machine, in wall-clock time) (default sim)",
+        help="sim (simulated cluster), local (real servers, HAProxy, Prometheus, Locust "
+        "on this machine) or k8s (the Triton Deployment of a real cluster); the live ones "
+        "run in wall-clock time (default sim)",
+    )
+    p.add_argument(
+        "--backend-config",
+        type=Path,
+        default=None,
+        help="YAML of the live backend's options (local: LocalOptions; k8s: K8sOptions, e.g. "
+        "namespace, service_url, prometheus_url; see scripts/k8s-backend.yaml)",
     )
     p.add_argument(
         "--cluster",
@@ -95,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             args.cluster,
             args.model,
             command,
+            backend_config=args.backend_config,
         )
         outputs = runner.run_evaluation(plan, progress=not args.no_progress)
     except K8sGpuRlError as exc:

@@ -36,6 +36,7 @@ rollout stuck because the new share does not fit beside the old pods as pods_pen
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -185,6 +186,77 @@ def evaluate_sim(prom: PromSim, now: float, window_s: float) -> dict[str, float]
         }
     )
     return raw
+
+
+def prom_duration(seconds: float) -> str:
+    """A PromQL range duration for ``seconds`` (whole seconds, e.g. ``60s``)."""
+    return f"{max(1, round(seconds))}s"
+
+
+def queries(model: str, namespace: str, deployment: str, window_s: float) -> dict[str, str]:
+    """Each Prometheus-backed feature's PromQL, filled in for one Deployment."""
+    fields = {
+        "model": model,
+        "namespace": namespace,
+        "deployment": deployment,
+        "window": prom_duration(window_s),
+    }
+    return {f.name: f.promql.format(**fields) for f in FEATURES if f.promql}
+
+
+_CONTAINER = '{{namespace="{namespace}", pod=~"{deployment}-.*", container="{container}"}}'
+INTERVAL_PROMQL = {
+    "gpu_work_s": "sum(avg_over_time(DCGM_FI_DEV_GPU_UTIL[{window}])) / 100 * {interval}",
+    "cpu_s": f"sum(rate(container_cpu_usage_seconds_total{_CONTAINER}[{{window}}])) * {{interval}}",
+}
+"""The k8s backend's per-interval KPIs from Prometheus, evaluated at the interval's end:
+GPU-seconds of work (DCGM utilisation x time) and the pods' CPU-seconds (cAdvisor). The
+mean over ``window`` (at least two scrapes long, so a short interval still has samples)
+times the interval's length."""
+POD_PROMQL = {
+    "cpu_cores": f"sum by (pod) (rate(container_cpu_usage_seconds_total{_CONTAINER}[1m]))",
+    "rps": 'sum by (pod) (rate(nv_inference_request_success{{model="{model}", '
+    'namespace="{namespace}", pod=~"{deployment}-.*"}}[1m]))',
+    "inflight": 'sum by (pod) (rate(nv_inference_request_duration_us{{model="{model}", '
+    'namespace="{namespace}", pod=~"{deployment}-.*"}}[1m])) / 1e6',
+}
+"""Per-pod figures (``PodMetrics``) a live backend reads: metrics-server's CPU usage, and
+Triton's successes and mean requests in the server (request time per second, Little's law)."""
+
+
+def interval_queries(
+    namespace: str, deployment: str, container: str, interval_s: float, window_s: float
+) -> dict[str, str]:
+    """:data:`INTERVAL_PROMQL` filled in for one Deployment and interval."""
+    fields = {
+        "namespace": namespace,
+        "deployment": deployment,
+        "container": container,
+        "window": prom_duration(window_s),
+        "interval": f"{interval_s:g}",
+    }
+    return {name: text.format(**fields) for name, text in INTERVAL_PROMQL.items()}
+
+
+def pod_queries(model: str, namespace: str, deployment: str, container: str) -> dict[str, str]:
+    """:data:`POD_PROMQL` filled in for one Deployment (each result: one series per pod)."""
+    fields = {
+        "model": model,
+        "namespace": namespace,
+        "deployment": deployment,
+        "container": container,
+    }
+    return {name: text.format(**fields) for name, text in POD_PROMQL.items()}
+
+
+def evaluate_live(query: Callable[[str], float], promql: dict[str, str]) -> dict[str, float]:
+    """Each feature's raw value from a real Prometheus.
+
+    ``query`` runs one instant query and returns its single value (NaN for an empty
+    result); ``promql`` is :func:`queries`' output. The live backends (``local`` and
+    ``k8s``) both observe through here, so the queries are the ones documented above.
+    """
+    return {name: query(text) for name, text in promql.items()}
 
 
 def _gauge_features(prom: PromSim, now: float, window_s: float) -> dict[str, float]:

@@ -44,10 +44,17 @@ def make_env(
     backend: str = "sim",
     cluster: str | None = None,
     config: dict[str, Any] | None = None,
+    backend_options: dict[str, Any] | None = None,
 ) -> K8sGpuEnv:
     """The environment every policy is evaluated on (``config``: EnvConfig fields; none:
-    the defaults)."""
-    return K8sGpuEnv(profile=profile, backend=backend, cluster=cluster, config=config or None)
+    the defaults; ``backend_options``: the live backend's options)."""
+    return K8sGpuEnv(
+        profile=profile,
+        backend=backend,
+        cluster=cluster,
+        config=config or None,
+        backend_options=backend_options or None,
+    )
 
 
 def step_row(step: int, info: dict[str, Any], policy: Any) -> dict[str, float]:

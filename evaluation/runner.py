@@ -33,7 +33,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from baselines import BASELINES, check_policy_name, make_policy
-from envs.k8s_gpu_env import BACKENDS
+from envs.k8s_gpu_env import BACKENDS, DEFAULT_CLUSTER
 from envs.sim.config import load_cluster_config
 from evaluation.io import write_csv_atomic, write_json_atomic, write_text_atomic
 from evaluation.rollout import Episode, make_env, run_episode
@@ -62,6 +62,8 @@ class EvalPlan:
     env_config: dict[str, Any] = field(default_factory=dict)
     """EnvConfig fields for every env: the PPO run's ``env:`` section (so the agent is judged
     on the env it was trained on, and every baseline on the same one), else empty."""
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    """The live backend's options (``--backend-config``: LocalOptions or K8sOptions fields)."""
 
     @property
     def seeds(self) -> list[int]:
@@ -149,6 +151,7 @@ def build_plan(
     model: Path | None = None,
     command: str = "",
     runs_root: Path = Path("runs"),
+    backend_config: Path | None = None,
 ) -> EvalPlan:
     """Check every input and return the plan (raises ConfigError on any mistake)."""
     names = list(dict.fromkeys(p.strip() for p in policies if p.strip()))
@@ -165,6 +168,7 @@ def build_plan(
             f"unknown backend {backend!r}{suggest(backend, BACKENDS)}; available: {', '.join(BACKENDS)}"
         )
     load_cluster_config(cluster)
+    backend_options = _backend_options(backend, backend_config)
     if "hpa-tuned" in names:
         from baselines.hpa_tuned import load_tuned
 
@@ -185,7 +189,29 @@ def build_plan(
         model,
         command,
         env_config,
+        backend_options,
     )
+
+
+def _backend_options(backend: str, path: Path | None) -> dict[str, Any]:
+    """``--backend-config``'s fields, checked against the backend's options class."""
+    if path is None:
+        return {}
+    from k8s_gpu_rl.config import from_dict, read_yaml
+
+    if backend == "local":
+        from envs.backends.local.backend import LocalOptions as options_class
+    elif backend == "k8s":
+        from envs.backends.k8s.options import K8sOptions as options_class
+    else:
+        raise ConfigError(
+            f"--backend-config is for the live backends (local, k8s), not {backend!r}"
+        )
+    if not Path(path).is_file():
+        raise ConfigError(f"--backend-config {path}: no such file")
+    data = read_yaml(path) or {}
+    from_dict(options_class, data, str(path))  # a bad key or value fails here, with its name
+    return dict(data)
 
 
 def _policy(name: str, env: Any, ppo: Any) -> Any:
@@ -250,18 +276,58 @@ def run_evaluation(plan: EvalPlan, progress: bool = True) -> EvalOutputs:
     with tqdm(total=total, desc="runs", unit="run", file=sys.stderr, disable=not progress) as bar:
         for label, profile in plan.profiles:
             for name in plan.policies:
-                env = make_env(profile, plan.backend, plan.cluster, plan.env_config)
-                policy = _policy(name, env, ppo)
-                settings[name] = _settings(policy)
-                for seed in plan.seeds:
-                    bar.set_postfix_str(f"{name} {label} seed {seed}")
-                    episode = run_episode(env, policy, seed)
-                    writer.add(name, label, seed, episode)
-                    first.setdefault(label, {}).setdefault(name, episode.timeseries)
-                    bar.update()
-                slo_ms = env.config.slo_ms
-                env.close()
+                env = make_env(
+                    profile, plan.backend, plan.cluster, plan.env_config, plan.backend_options
+                )
+                try:  # a live backend's processes must stop whatever happens
+                    policy = _policy(name, env, ppo)
+                    settings[name] = _settings(policy)
+                    live_hpa = _install_live_hpa(plan, name, env, policy)
+                    try:
+                        for seed in plan.seeds:
+                            bar.set_postfix_str(f"{name} {label} seed {seed}")
+                            episode = run_episode(env, policy, seed)
+                            writer.add(name, label, seed, episode)
+                            first.setdefault(label, {}).setdefault(name, episode.timeseries)
+                            bar.update()
+                    finally:
+                        if live_hpa:
+                            env.backend.remove_hpa()
+                    slo_ms = env.config.slo_ms
+                finally:
+                    env.close()
     return _finish(plan, pd.DataFrame(writer.rows), first, settings, slo_ms)
+
+
+LIVE_HPA_POLICIES = ("hpa", "hpa-tuned")
+
+
+def _install_live_hpa(plan: EvalPlan, name: str, env: Any, policy: Any) -> bool:
+    """On the ``k8s`` backend the HPA baselines are the cluster's own HPA controller: create
+    an autoscaling/v2 HPA with the policy's settings (the backend then never scales; the
+    policy only observes). Whether one was installed."""
+    if plan.backend != "k8s" or name not in LIVE_HPA_POLICIES:
+        return False
+    from envs.backends.k8s.backend import hpa_behavior
+
+    d = policy.describe()
+    if d.get("metric", "cpu") != "cpu":
+        raise ConfigError(
+            f"--backend k8s runs {name} as a live HPA on CPU utilisation; its metric is "
+            f"{d.get('metric')!r}"
+        )
+    env.backend.install_hpa(
+        target_pct=float(d["target"]),
+        min_replicas=int(d["min_replicas"]),
+        max_replicas=int(d["max_replicas"]),
+        behavior=hpa_behavior(d.get("scale_down_window_s")),
+    )
+    return True
+
+
+def _cluster_name(plan: EvalPlan) -> str:
+    """The cluster config the runs used: the one given, else the backend's default."""
+    return plan.cluster or DEFAULT_CLUSTER[plan.backend] or "rtx3080"
 
 
 def _plan_json(plan: EvalPlan) -> dict[str, Any]:
@@ -273,9 +339,10 @@ def _plan_json(plan: EvalPlan) -> dict[str, Any]:
         "base_seed": plan.base_seed,
         "seeds": plan.seeds,
         "backend": plan.backend,
-        "cluster": plan.cluster or "rtx3080",
+        "cluster": _cluster_name(plan),
         "model": str(plan.model) if plan.model else None,
         "env_config": plan.env_config,
+        "backend_options": plan.backend_options,
     }
 
 
@@ -312,7 +379,7 @@ def _finish(
         profiles=[label for label, _ in plan.profiles],
         seeds=plan.seeds,
         backend=plan.backend,
-        cluster=plan.cluster or "rtx3080",
+        cluster=_cluster_name(plan),
         slo_ms=slo_ms,
         summary=summary,
         comparisons=comparisons,

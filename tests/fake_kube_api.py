@@ -616,6 +616,11 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        # TCP_NODELAY as Go's net/http (kube-apiserver) sets it: http.server sends headers
+        # and body separately, and with Nagle's algorithm a kept-alive connection's body
+        # would wait ~40 ms for the client's delayed ACK, a cost no real API server has
+        with contextlib.suppress(OSError):
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._conns_lock:
             self._conns.add(request)
         super().process_request(request, client_address)
