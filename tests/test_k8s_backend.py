@@ -468,7 +468,8 @@ def test_close_restores_the_original_replicas_and_limits(fake: FakeKubeApi, tmp_
 
 
 DRIVER = """
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
 sys.path.insert(0, {root!r})
 from envs.backends.k8s.backend import K8sBackend
 from envs.backends.k8s.options import K8sOptions

@@ -191,7 +191,8 @@ def test_ctrl_c_leaves_nothing_behind(tmp_path: Path, onnx_model: Path) -> None:
     script.write_text(
         textwrap.dedent(
             f"""
-            import json, sys
+            import json, signal, sys
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
             sys.path.insert(0, {str(ROOT)!r})
             from envs.k8s_gpu_env import K8sGpuEnv
             env = K8sGpuEnv(profile={str(_profile(tmp_path, 30, 30))!r}, backend="local",

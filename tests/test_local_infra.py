@@ -226,7 +226,8 @@ def test_stop_escalates_to_sigkill_and_wait_http_reports(group: ProcessGroup) ->
 
 CLEANUP_SCRIPT = textwrap.dedent(
     """\
-    import json, sys, threading, time
+    import json, signal, sys, threading, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     sys.path.insert(0, {repo!r})
     from envs.backends.local.procs import ProcessGroup, free_port, wait_line
     from envs.backends.local.loadbalancer import HAProxy

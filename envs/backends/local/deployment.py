@@ -316,9 +316,13 @@ class LocalDeployment:
             return
         p.phase = TERMINATING
         self._publish()  # out of the load balancer before the server stops taking requests
-        threading.Thread(
-            target=self.group.stop, args=(p.proc,), kwargs={"grace_s": 30.0}, daemon=True
-        ).start()
+        threading.Thread(target=self._stop_after_removal, args=(p.proc,), daemon=True).start()
+
+    def _stop_after_removal(self, proc: object) -> None:
+        """SIGTERM once the load balancer's old workers have had ``endpoint_removal_s`` to
+        finish routing to the pod (a preStop pause), then drain for the grace period."""
+        time.sleep(self.cluster.deployment.endpoint_removal_s)
+        self.group.stop(proc, grace_s=self.cluster.deployment.termination_grace_s)
 
     def _publish(self) -> None:
         endpoints = tuple(p.name for p in self.pods if p.phase == READY)

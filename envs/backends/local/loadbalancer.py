@@ -9,9 +9,10 @@ of a :class:`~envs.backends.local.procs.ProcessGroup`.
   (HAProxy's plain ``random`` draws two servers and takes the less loaded one, which is
   smarter than a Service.) ``balance="roundrobin"`` is what kube-proxy's IPVS mode does.
 * **Readiness**: HTTP health checks ``GET <health_path>`` (default ``/v2/health/ready``)
-  every second, ``fall 1 rise 1``: a replica that starts draining (readiness 400) stops
-  getting new requests within about a second, as an endpoint leaves a Service when its
-  readiness probe fails. In-flight requests to it finish.
+  every second, ``fall 3 rise 1`` with checks every quarter second once one fails: a
+  replica that starts draining (readiness 400) stops getting new requests within about
+  1.5 s, as an endpoint leaves a Service when its readiness probe fails, while a single
+  slow answer on a busy machine does not empty the Service. In-flight requests finish.
 * **Reconfiguration**: :meth:`HAProxy.set_servers` validates the new config
   (``haproxy -c``), replaces ``haproxy.cfg`` atomically and sends SIGUSR2 to the master,
   which re-executes itself with the new config, hands the listening sockets to a new
@@ -261,8 +262,11 @@ class HAProxy:
             f"    balance {_BALANCE[self.balance]}",
             f"    option httpchk GET {self.health_path}",
             "    http-check expect status 200",
-            f"    default-server inter {inter_ms}ms fastinter {inter_ms}ms downinter {inter_ms}ms"
-            " fall 1 rise 1",
+            # three failed checks in a row mark a server DOWN (a readiness probe's
+            # failureThreshold): one slow answer on a busy machine must not empty the
+            # Service; after the first failure the checks run every quarter interval
+            f"    default-server inter {inter_ms}ms fastinter {max(1, inter_ms // 4)}ms"
+            f" downinter {inter_ms}ms fall 3 rise 1",
         ]
         lines += [f"    server {name} {host}:{port} check" for name, host, port in servers]
         return "\n".join(lines) + "\n"
