@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -160,6 +161,7 @@ def test_episode_scales_rolls_and_cleans_up(tmp_path: Path, onnx_model: Path) ->
         env.close()
     assert _wait_gone(started) == []
     assert (run_dir / "requests.csv").stat().st_size > 0  # kept: keep_run_dir=True
+    shutil.rmtree(run_dir)
 
 
 def test_dead_replica_is_reported_and_replaced(tmp_path: Path, onnx_model: Path) -> None:
