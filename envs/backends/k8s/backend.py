@@ -41,12 +41,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import requests
 import yaml
 
 from envs.backends.base import DeploymentState, IntervalRecord, PodMetrics
 from envs.backends.k8s.kube import GPUCORES, GPUMEM, KubeApi
 from envs.backends.k8s.options import K8sOptions
+from envs.backends.promql import PrometheusClient
 from envs.observation import interval_queries, pod_queries, queries
 from envs.sim import hami
 from envs.sim.config import ClusterConfig
@@ -59,54 +59,6 @@ REVISION = "deployment.kubernetes.io/revision"
 HASH = "pod-template-hash"
 LOCUST_START_TIMEOUT_S = 60.0
 LOCUST_FLUSH_WAIT_S = 5.0
-
-
-class PrometheusClient:
-    """Instant queries through ``prometheus-api-client`` (``/api/v1/query``) with a timeout.
-
-    No client-side retries: a failed query marks the observation stale at once, and the
-    backend's staleness rules decide what happens next."""
-
-    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
-        from prometheus_api_client import PrometheusConnect
-        from urllib3.util.retry import Retry
-
-        self.url = url.rstrip("/")
-        self.timeout_s = timeout_s
-        self._session = requests.Session()
-        self._prom = PrometheusConnect(
-            self.url,
-            disable_ssl=True,
-            retry=Retry(total=0),
-            session=self._session,
-            timeout=timeout_s,
-        )
-
-    def query(self, promql: str, at: float | None = None) -> list[tuple[dict[str, str], float]]:
-        """``(labels, value)`` per series; :class:`BackendError` if Prometheus fails."""
-        from prometheus_api_client import PrometheusApiClientException
-
-        params = {"time": f"{at:.3f}"} if at is not None else None
-        try:
-            result = self._prom.custom_query(promql, params=params)
-        except (requests.RequestException, ValueError, PrometheusApiClientException) as exc:
-            raise BackendError(
-                f"Prometheus at {self.url}: query {promql!r} failed: {exc}"
-            ) from None
-        if result and not isinstance(result[0], dict):  # a scalar: [time, "value"]
-            return [({}, float(result[1]))]
-        return [(dict(s["metric"]), float(s["value"][1])) for s in result]
-
-    def query_scalar(self, promql: str, at: float | None = None) -> float:
-        result = self.query(promql, at)
-        if not result:
-            return math.nan
-        if len(result) > 1:
-            raise BackendError(f"query {promql!r} gave {len(result)} series, expected one")
-        return result[0][1]
-
-    def close(self) -> None:
-        self._session.close()
 
 
 @dataclass(frozen=True)

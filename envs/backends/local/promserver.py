@@ -45,6 +45,7 @@ import requests
 import yaml
 
 from envs.backends.local.procs import Managed, ProcessGroup, wait_http
+from envs.backends.promql import PrometheusClient, Sample
 from k8s_gpu_rl.errors import BackendError
 
 __all__ = [
@@ -58,8 +59,6 @@ __all__ = [
 
 Labels = dict[str, str]
 """A series' label set, ``{"__name__": ..., "pod": ..., ...}``."""
-Sample = tuple[Labels, float]
-"""One series of an instant query's result: its labels and its value."""
 Target = tuple[str, Mapping[str, str]]
 """A scrape target: ``("host:port", {label: value, ...})``."""
 
@@ -118,6 +117,8 @@ class PrometheusServer:
         self._jobs: list[str] = []
         self._lock = threading.RLock()
         self._session = requests.Session()
+        self.client = PrometheusClient(self.url, self.query_timeout_s)
+        """Instant queries (the same client the k8s backend uses)."""
         binary = find_binary("prometheus", "prometheus")
         for job in jobs:
             self._add_job(job)
@@ -150,6 +151,7 @@ class PrometheusServer:
     def stop(self, grace_s: float = 10.0) -> None:
         """Stop Prometheus (the group also stops it on close)."""
         self._session.close()
+        self.client.close()
         self.group.stop(self.process, grace_s=grace_s)
 
     @property
@@ -226,38 +228,12 @@ class PrometheusServer:
     # --- queries ---------------------------------------------------------------------------
 
     def query(self, promql: str, at: float | None = None) -> list[Sample]:
-        """Evaluate an instant query (at unix time ``at``, default now).
-
-        A vector gives one ``(labels, value)`` per series (``__name__`` included where the
-        result keeps it); a scalar gives ``[({}, value)]``. Raises :class:`BackendError`
-        on a bad query or if Prometheus does not answer within the query timeout.
-        """
-        params: dict[str, Any] = {"query": promql}
-        if at is not None:
-            params["time"] = f"{at:.3f}"
-        data = self._get("/api/v1/query", params)
-        kind, result = data["resultType"], data["result"]
-        if kind == "vector":
-            return [(dict(r["metric"]), float(r["value"][1])) for r in result]
-        if kind == "scalar":
-            return [({}, float(result[1]))]
-        raise BackendError(f"query {promql!r} gave a {kind}, not an instant vector or scalar")
+        """An instant query (:meth:`envs.backends.promql.PrometheusClient.query`)."""
+        return self.client.query(promql, at)
 
     def query_scalar(self, promql: str, at: float | None = None) -> float:
-        """The single value of ``promql``; NaN for an empty result.
-
-        Raises :class:`BackendError` if the result has more than one series (aggregate
-        with ``sum(...)`` or similar first).
-        """
-        result = self.query(promql, at)
-        if not result:
-            return math.nan
-        if len(result) > 1:
-            raise BackendError(
-                f"query {promql!r} gave {len(result)} series, expected one: "
-                f"{[labels for labels, _ in result[:3]]}"
-            )
-        return result[0][1]
+        """A one-series query's value, NaN if empty (:meth:`PrometheusClient.query_scalar`)."""
+        return self.client.query_scalar(promql, at)
 
     def wait_for_samples(
         self, promql: str, timeout_s: float = 30.0, interval_s: float = 0.25
