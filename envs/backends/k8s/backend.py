@@ -36,7 +36,7 @@ import math
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,6 @@ from loadprofiles.profile import profile_dict, users_at
 REVISION = "deployment.kubernetes.io/revision"
 HASH = "pod-template-hash"
 LOCUST_START_TIMEOUT_S = 60.0
-LOCUST_FLUSH_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,6 @@ class _Episode:
     t0_mono: float
     t0_unix: float
     last_end: float = 0.0
-    pending_rows: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
 
 
 class K8sBackend:
@@ -260,7 +258,7 @@ class K8sBackend:
 
     def _start_episode(self) -> None:
         from envs.backends.local.locust_run import LocustRun
-        from envs.backends.local.procs import ProcessGroup, wait_line
+        from envs.backends.local.procs import ProcessGroup
 
         group = ProcessGroup(prefix="k8sgpurl-k8s-")
         try:
@@ -276,11 +274,11 @@ class K8sBackend:
                 extra_env={"K8SGPURL_MODEL": self.options.model},
             )
             # time 0 is when Locust's load shape starts (its profile clock), not its launch
-            wait_line(locust.proc, r"Shape test starting", LOCUST_START_TIMEOUT_S)
+            t0_unix = locust.wait_started(LOCUST_START_TIMEOUT_S)
         except BaseException:
             group.close()
             raise
-        self._episode = _Episode(group, locust, run_dir, self._mono(), time.time())
+        self._episode = _Episode(group, locust, run_dir, self._mono(), t0_unix)
         self._acc = [0.0, 0.0, 0.0, 0.0]
         self._acc_t = 0.0
         self._poll_pods()
@@ -404,17 +402,8 @@ class K8sBackend:
                 next_poll = self._mono() + self.options.pod_poll_s
         self._poll_pods()
         ep.last_end = end
-        if end >= self.duration_s - 1e-9:
-            # the profile is over: Locust stops within a shape tick and flushes its request
-            # log at quit (mid-episode, a row flushed late counts in the next interval)
-            deadline = self._mono() + LOCUST_FLUSH_WAIT_S
-            while ep.locust.alive() and self._mono() < deadline:
-                time.sleep(0.05)
-        rows = np.concatenate([ep.pending_rows, self._read_requests()])
-        ends = rows[:, 0] - ep.t0_unix if len(rows) else np.zeros(0)
-        mine = ends < end
-        ep.pending_rows = rows[~mine]
-        rows = rows[mine]
+        # mid-episode, a row flushed late counts in the next interval
+        rows = ep.locust.take_until(end, final=end >= self.duration_s - 1e-9)
         vgpu, replica, cpu_req, mem = (a - b for a, b in zip(self._acc, acc_before, strict=True))
         gpu_work, cpu = self._interval_usage(duration_s, ep.t0_unix + end)
         return IntervalRecord(
@@ -455,12 +444,6 @@ class K8sBackend:
         code = ep.locust.returncode
         if code is not None and code not in (0, 1) and not ep.locust.proc.stopping:
             raise BackendError(f"Locust exited with {code}; log tail:\n{ep.locust.proc.tail(20)}")
-
-    def _read_requests(self) -> np.ndarray:
-        rows = self.episode.locust.read_new()
-        if rows is None or len(rows) == 0:
-            return np.zeros((0, 3))
-        return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
 
     def _new_events(self) -> list[str]:
         events = self.events[self._events_seen :]

@@ -191,9 +191,7 @@ class _Episode:
         self.exporter: ClusterExporter | None = None
         self.locust: Any = None
         self.t0 = math.inf
-        self.t0_unix = math.inf
         self._http = requests.Session()
-        self._pending_rows = np.zeros((0, 3))
         self._gone: dict[str, dict[str, float]] = {}
         self._snapshots: list[_Snapshot] = []
         self._acc = (0.0, 0.0, 0.0, 0.0)
@@ -249,8 +247,9 @@ class _Episode:
                 csv_prefix=str(self.run_dir / "locust"),
                 request_log=str(self.run_dir / "requests.csv"),
             )
-            self.t0 = self.deployment.now_s()
-            self.t0_unix = time.time()
+            # time 0 is when Locust's load shape starts (its profile clock), not its launch
+            t0_unix = self.locust.wait_started(o.ready_timeout_s)
+            self.t0 = self.deployment.now_s() - (time.time() - t0_unix)
             self._last_end = 0.0
             self._acc = self._integrals()
             self._snapshots = [self._snapshot()]
@@ -374,11 +373,7 @@ class _Episode:
             self.deployment.check()
             self._check_children()
         self._last_end = end
-        rows = np.concatenate([self._pending_rows, self._read_requests()])
-        ends = rows[:, 0] - self.t0_unix if len(rows) else np.zeros(0)
-        mine = ends < end
-        self._pending_rows = rows[~mine]
-        rows = rows[mine]
+        rows = self.locust.take_until(end, final=end >= self.profile.duration_s - 1e-9)
         before_busy, before_cpu = self._totals(self._snapshots[-1])
         snap = self._snapshot()
         self._snapshots = [self._snapshots[-1], snap]
@@ -406,12 +401,6 @@ class _Episode:
         events = self.deployment.events[self._events_seen :]
         self._events_seen += len(events)
         return events
-
-    def _read_requests(self) -> np.ndarray:
-        rows = self.locust.read_new() if self.locust is not None else None
-        if rows is None or len(rows) == 0:
-            return np.zeros((0, 3))
-        return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
 
     def _check_children(self) -> None:
         """A dead infrastructure process ends the episode with its log; dead pods are replaced."""

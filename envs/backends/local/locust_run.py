@@ -24,13 +24,14 @@ import math
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from envs.backends.local.procs import Managed, ProcessGroup
+from envs.backends.local.procs import Managed, ProcessGroup, wait_line
 from k8s_gpu_rl.errors import BackendError
 
 __all__ = [
@@ -49,6 +50,9 @@ LOCUSTFILE = REPO_ROOT / "loadprofiles" / "locustfile.py"
 """The project's locustfile (KServe v2 users following a load profile)."""
 REQUEST_LOG_ENV = "K8SGPURL_REQUEST_LOG"
 """The environment variable the locustfile reads the request log's path from."""
+FLUSH_WAIT_S = 5.0
+"""How long :meth:`LocustRun.take_until` waits at the profile's end for Locust to quit
+(it flushes the request log at quit)."""
 
 
 class RequestLog:
@@ -242,10 +246,33 @@ class LocustRun:
         ]  # fmt: skip
         self.proc: Managed = group.start(name, self.argv, env=env, cwd=REPO_ROOT, expect_exit=True)
         """The Locust process."""
+        self.t0_unix = time.time()
+        """Unix time of the profile's start (launch time until :meth:`wait_started`)."""
+        self._later = np.zeros((0, 3))
 
     def alive(self) -> bool:
         """Whether Locust is still running."""
         return self.proc.alive()
+
+    def wait_started(self, timeout_s: float = 60.0) -> float:
+        """Wait until Locust's load shape starts (its profile clock's 0, a second or two
+        after launch); that moment as unix time, also kept as :attr:`t0_unix`."""
+        wait_line(self.proc, r"Shape test starting", timeout_s)
+        self.t0_unix = time.time()
+        return self.t0_unix
+
+    def take_until(self, end_s: float, final: bool = False) -> np.ndarray:
+        """Requests that ended before ``end_s`` seconds of the profile's clock, as
+        :meth:`read_new` rows; later ones wait for the next call. ``final``: the profile
+        is over, so first give Locust up to ``FLUSH_WAIT_S`` to quit and flush its log."""
+        if final:
+            deadline = time.monotonic() + FLUSH_WAIT_S
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        rows = np.concatenate([self._later, self.read_new()])
+        mine = rows[:, 0] - self.t0_unix < end_s
+        self._later = rows[~mine]
+        return rows[mine]
 
     @property
     def returncode(self) -> int | None:
