@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
+from envs.backends.sim import SimBackend  # noqa: E402
 from envs.k8s_gpu_env import K8sGpuEnv  # noqa: E402
 from envs.sim.config import load_cluster_config  # noqa: E402
 from k8s_gpu_rl.config import to_dict  # noqa: E402
@@ -52,7 +53,7 @@ def run(env: K8sGpuEnv, seed: int, replicas: int, gpucores: int) -> dict[str, fl
         done = term or trunc
     k = info["episode_kpis"]
     s = env._episode.sums  # noqa: SLF001 - the episode's integrals
-    work = s.get("gpu_work_s", 0.0) if env.backend.__class__.__name__ == "SimBackend" else 0.0
+    work = s.get("gpu_work_s", 0.0) if isinstance(env.backend, SimBackend) else 0.0
     cpu = (s.get("cpu_s", 0.0) + work) / s["cpu_request_s"] if s.get("cpu_request_s") else math.nan
     return {
         "p50_latency_ms": k["p50_latency_ms"],

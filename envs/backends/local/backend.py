@@ -192,7 +192,7 @@ class _Episode:
         self.locust: Any = None
         self.t0 = math.inf
         self._http = requests.Session()
-        self._gone: dict[str, dict[str, float]] = {}
+        self._last_seen: dict[str, dict[str, float]] = {}
         self._snapshots: list[_Snapshot] = []
         self._acc = (0.0, 0.0, 0.0, 0.0)
         self._busy_total = 0.0
@@ -251,7 +251,7 @@ class _Episode:
             t0_unix = self.locust.wait_started(o.ready_timeout_s)
             self.t0 = self.deployment.now_s() - (time.time() - t0_unix)
             self._last_end = 0.0
-            self._acc = self._integrals()
+            self._acc = self.deployment.integrals()
             self._snapshots = [self._snapshot()]
         except BaseException:
             self.close()
@@ -351,18 +351,12 @@ class _Episode:
         }
         return _Snapshot(self.now_s(), pods)
 
-    def _integrals(self) -> tuple[float, float, float, float]:
-        d = self.deployment
-        with d._lock:
-            d._integrate(d.now_s())
-            return d.vgpu_s, d.replica_s, d.cpu_request_s, d.gpu_memory_mib_s
-
     def _totals(self, snap: _Snapshot) -> tuple[float, float]:
         """Cumulative busy and CPU seconds over every pod the episode ever ran."""
         for name, c in snap.pods.items():
-            self._gone[name] = c
-        busy = sum(c.get(BUSY, 0.0) for c in self._gone.values())
-        cpu = sum(c.get("cpu_seconds", 0.0) for c in self._gone.values())
+            self._last_seen[name] = c
+        busy = sum(c.get(BUSY, 0.0) for c in self._last_seen.values())
+        cpu = sum(c.get("cpu_seconds", 0.0) for c in self._last_seen.values())
         return busy, cpu
 
     def advance(self, duration_s: float) -> IntervalRecord:
@@ -378,7 +372,7 @@ class _Episode:
         snap = self._snapshot()
         self._snapshots = [self._snapshots[-1], snap]
         busy, cpu = self._totals(snap)
-        acc = self._integrals()
+        acc = self.deployment.integrals()
         vgpu, replica, cpu_req, mem = (a - b for a, b in zip(acc, self._acc, strict=True))
         self._acc = acc
         return IntervalRecord(

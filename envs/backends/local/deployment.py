@@ -214,6 +214,13 @@ class LocalDeployment:
                 self._error = exc
                 return
 
+    def integrals(self) -> tuple[float, float, float, float]:
+        """vGPU-, replica-, CPU-request- and GPU-memory-seconds since the controller began,
+        integrated up to now."""
+        with self._lock:
+            self._integrate(self.now_s())
+            return self.vgpu_s, self.replica_s, self.cpu_request_s, self.gpu_memory_mib_s
+
     def _integrate(self, now: float) -> None:
         dt = now - self._last_t
         self._last_t = now
