@@ -471,7 +471,15 @@ def test_sigterm_drains_in_flight_requests_then_exits_zero(start_server) -> None
     for t in threads:
         t.start()
     deadline = time.monotonic() + 30
-    while srv.metric("nv_inference_pending_request_count", model=MODEL) < 3:
+
+    def arrived() -> float:
+        # queued + finished; one more executes whenever any are queued. A client that has
+        # not connected when SIGTERM comes is refused, so all six must be in first.
+        return srv.metric("nv_inference_pending_request_count", model=MODEL) + srv.metric(
+            "nv_inference_request_success", model=MODEL
+        )
+
+    while arrived() < len(threads) - 1:
         assert time.monotonic() < deadline, "requests never queued"
         time.sleep(0.02)
     srv.terminate(signal.SIGTERM)
