@@ -1,125 +1,12 @@
-"""Compare autoscaling policies on identical load: ``python -m evaluate``.
+"""``python -m evaluate`` from the repository root: :mod:`k8s_gpu_rl.evaluation.cli`.
 
-    python -m evaluate --policy ppo,hpa,hpa-tuned,kpa,static,oracle --profile mixed
-                       [--profile high ...] [--repeats 5] [--seed 1000]
-                       [--model runs/<run>] [--out results/<timestamp>]
-                       [--backend sim|local|k8s] [--backend-config YAML]
-                       [--cluster rtx3080] [--no-progress]
-
-Every policy runs ``--repeats`` episodes on every profile; run i uses seed ``--seed + i``
-for every policy, so all of them replay the same Locust users. ``--policy`` and
-``--profile`` take comma lists and may be repeated; a profile is a shipped name (low,
-medium, high, mixed) or a YAML path. ``ppo`` loads ``--model`` (a run directory or a
-zip; default: the newest run directory under ``runs/`` with a ``model.zip``).
-
-Writes per-run time series and KPIs, ``summary.csv``/``.json`` (mean ± 95 % CI),
-``comparisons.csv``/``.json`` (Welch's t-test, Hedges' g; vGPU-hours relative to the
-oracle), PNG plots and ``report.md`` into ``--out`` (layout: ``evaluation/runner.py``),
-and prints a summary table. A user mistake prints ``error: ...`` and exits with 2.
+Not installed (PyPI's ``evaluate`` is Hugging Face's): the installed command is
+``k8s-gpu-rl evaluate`` (same options).
 """
 
-from __future__ import annotations
-
-import argparse
-import shlex
 import sys
-from pathlib import Path
 
-from k8s_gpu_rl.errors import K8sGpuRlError
-
-
-def _split(values: list[str] | None, default: str) -> list[str]:
-    items = values or [default]
-    return [part.strip() for item in items for part in item.split(",") if part.strip()]
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # "error: ...", exit 2, as for our own errors
-        self.print_usage(sys.stderr)
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = _Parser(prog="python -m evaluate", description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--policy",
-        action="append",
-        metavar="NAMES",
-        help="ppo, hpa, hpa-tuned, kpa, static, oracle; comma list or repeated "
-        "(default: every baseline)",
-    )
-    p.add_argument(
-        "--profile",
-        action="append",
-        metavar="PROFILES",
-        help="load profile names or YAML paths; comma list or repeated (default: mixed)",
-    )
-    p.add_argument("--repeats", type=int, default=5, help="runs per policy and profile (default 5)")
-    p.add_argument(
-        "--seed", type=int, default=1000, help="base seed: run i uses seed + i (default 1000)"
-    )
-    p.add_argument(
-        "--model", type=Path, default=None, help="PPO run directory or model zip (for --policy ppo)"
-    )
-    p.add_argument(
-        "--out", type=Path, default=None, help="results folder (default results/<timestamp>)"
-    )
-    p.add_argument(
-        "--backend",
-        default="sim",
-        help="sim (simulated cluster), local (real servers, HAProxy, Prometheus, Locust "
-        "on this machine) or k8s (the Triton Deployment of a real cluster); the live ones "
-        "run in wall-clock time (default sim)",
-    )
-    p.add_argument(
-        "--backend-config",
-        type=Path,
-        default=None,
-        help="YAML of the live backend's options (local: LocalOptions; k8s: K8sOptions, e.g. "
-        "namespace, service_url, prometheus_url; see scripts/k8s-backend.yaml)",
-    )
-    p.add_argument(
-        "--cluster",
-        default=None,
-        help="cluster config name or YAML (default: rtx3080 for sim, local for local)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    command = shlex.join(["python", "-m", "evaluate", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        from evaluation import report, runner
-
-        plan = runner.build_plan(
-            _split(args.policy, ",".join(runner.BASELINES)),
-            _split(args.profile, "mixed"),
-            args.repeats,
-            args.seed,
-            args.out,
-            args.backend,
-            args.cluster,
-            args.model,
-            command,
-            backend_config=args.backend_config,
-        )
-        outputs = runner.run_evaluation(plan, progress=not args.no_progress)
-    except K8sGpuRlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            "\ninterrupted: the finished runs are in the output folder (runs/, runs.csv)",
-            file=sys.stderr,
-        )
-        return 130
-    report.print_summary(outputs.report)
-    print(f"results: {plan.out}")
-    return 0
-
+from k8s_gpu_rl.evaluation.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -37,7 +37,7 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.run_dir import checkpoint_paths, save_model_files
+from k8s_gpu_rl.agents.run_dir import checkpoint_paths, save_model_files
 
 STEP_KEYS = ("autoscale/p95_latency_ms", "autoscale/gpucores", "autoscale/replicas_ready")
 EPISODE_KEYS = (

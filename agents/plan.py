@@ -15,17 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.ppo_config import (
+from k8s_gpu_rl.agents.ppo_config import (
     DEFAULTS_PATH,
     RunConfig,
     build_run_config,
     load_defaults,
     merge_config,
 )
-from agents.run_dir import SavedModel, find_saved_model, looks_like_path
+from k8s_gpu_rl.agents.run_dir import SavedModel, find_saved_model, looks_like_path
 from k8s_gpu_rl.config import read_yaml
 from k8s_gpu_rl.errors import ConfigError
-from loadprofiles import load_profile
+from k8s_gpu_rl.loadprofiles import load_profile
 
 DEFAULT_PROFILE = "mixed"
 DEFAULT_BACKEND = "sim"
@@ -47,6 +47,8 @@ class TrainRequest:
     progress: bool | None = None
     argv: tuple[str, ...] = ()
     """The arguments as typed, for command.txt."""
+    prog: str = "python -m train"
+    """How the command was called (``python -m train`` or ``k8s-gpu-rl train``)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,6 @@ def _config(request: TrainRequest, resume: SavedModel | None) -> RunConfig:
 
 def _probe_env(profile: str, backend: str, config: RunConfig) -> None:
     """Build the env once here so that a bad backend or env setting fails before workers start."""
-    from envs.k8s_gpu_env import K8sGpuEnv
+    from k8s_gpu_rl.envs.k8s_gpu_env import K8sGpuEnv
 
     K8sGpuEnv(profile=profile, backend=backend, cluster=config.cluster, config=config.env).close()

@@ -25,7 +25,7 @@ from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
-from agents.run_dir import SavedModel, find_saved_model
+from k8s_gpu_rl.agents.run_dir import SavedModel, find_saved_model
 from k8s_gpu_rl.config import read_yaml
 from k8s_gpu_rl.errors import ConfigError
 

@@ -4,9 +4,9 @@ A run's configuration has four sections:
 
 * ``ppo``: keyword arguments of :class:`stable_baselines3.PPO` (``policy_kwargs`` included,
   with ``activation_fn`` as a name); checked against PPO's signature;
-* ``env``: :class:`envs.config.EnvConfig` fields (``reward:`` weights, ``slo_ms`` ...);
+* ``env``: :class:`k8s_gpu_rl.envs.config.EnvConfig` fields (``reward:`` weights, ``slo_ms`` ...);
 * ``cluster``: the simulated cluster, a shipped name, a YAML path or a mapping of
-  :class:`envs.sim.config.ClusterConfig` fields merged over the default cluster;
+  :class:`k8s_gpu_rl.envs.sim.config.ClusterConfig` fields merged over the default cluster;
 * ``training``: :class:`TrainingConfig`.
 
 Every mistake is a :class:`~k8s_gpu_rl.errors.ConfigError` that names the file, the key and
@@ -23,9 +23,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from envs.config import EnvConfig
-from envs.sim.config import ClusterConfig, load_cluster_config
 from k8s_gpu_rl.config import check, from_dict, read_yaml, replace, suggest, to_dict
+from k8s_gpu_rl.envs.config import EnvConfig
+from k8s_gpu_rl.envs.sim.config import ClusterConfig, load_cluster_config
 from k8s_gpu_rl.errors import ConfigError
 
 DEFAULTS_PATH = Path(__file__).with_name("ppo.yaml")

@@ -1,4 +1,4 @@
-"""Carry out a :class:`~agents.plan.TrainPlan`: build the envs and PPO, train, save the run.
+"""Carry out a :class:`~k8s_gpu_rl.agents.plan.TrainPlan`: build the envs and PPO, train, save the run.
 
 The first SIGINT or SIGTERM ends ``learn`` at the next env step; the model and its
 VecNormalize statistics are then saved as the run's ``model.zip`` and ``vecnormalize.pkl``
@@ -21,11 +21,11 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger, make_output_format
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-import envs
-from agents.callbacks import Checkpoint, GracefulStop, KpiLogger, StopOnRequest
-from agents.plan import TrainPlan
-from agents.ppo_config import RunConfig, ppo_kwargs
-from agents.run_dir import (
+from k8s_gpu_rl import envs
+from k8s_gpu_rl.agents.callbacks import Checkpoint, GracefulStop, KpiLogger, StopOnRequest
+from k8s_gpu_rl.agents.plan import TrainPlan
+from k8s_gpu_rl.agents.ppo_config import RunConfig, ppo_kwargs
+from k8s_gpu_rl.agents.run_dir import (
     CHECKPOINT_DIR,
     MODEL_FILE,
     VECNORMALIZE_FILE,
@@ -38,7 +38,7 @@ from agents.run_dir import (
     write_text_atomic,
     write_yaml,
 )
-from agents.vec_env import build_vec_env, normalise
+from k8s_gpu_rl.agents.vec_env import build_vec_env, normalise
 from k8s_gpu_rl.errors import ConfigError
 
 
@@ -117,7 +117,7 @@ def _with_target(plan: TrainPlan, done: int) -> RunConfig:
 def _start(
     plan: TrainPlan, config: RunConfig, run_dir: Path, done: int, rng_seed: int
 ) -> dict[str, Any]:
-    command = shlex.join(["python", "-m", "train", *plan.request.argv])
+    command = shlex.join([*shlex.split(plan.request.prog), *plan.request.argv])
     write_yaml(run_dir / "config.yml", config.to_yaml_dict())
     write_yaml(run_dir / "args.yml", plan.args_record())
     write_text_atomic(run_dir / "command.txt", command + "\n")

@@ -21,10 +21,10 @@ import torch
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
-import envs
-from agents.ppo_config import RunConfig
-from envs.config import EnvConfig
-from envs.sim.config import ClusterConfig
+from k8s_gpu_rl import envs
+from k8s_gpu_rl.agents.ppo_config import RunConfig
+from k8s_gpu_rl.envs.config import EnvConfig
+from k8s_gpu_rl.envs.sim.config import ClusterConfig
 from k8s_gpu_rl.errors import ConfigError
 
 

@@ -1,18 +1,18 @@
 """Baseline autoscaling policies compared against the RL agent.
 
 Every baseline is a policy with stable-baselines3's ``predict`` (see
-:mod:`baselines.base`), bound to the env it controls:
+:mod:`k8s_gpu_rl.baselines.base`), bound to the env it controls:
 
 | name | module | what it does |
 |---|---|---|
-| ``hpa`` | :mod:`baselines.hpa` | the Kubernetes HPA (autoscaling/v2), CPU 70 % by default |
-| ``hpa-tuned`` | :mod:`baselines.hpa_tuned` | the HPA with the target chosen by a sweep (``tuned_hpa.yaml``) |
-| ``kpa`` | :mod:`baselines.kpa` | Knative's KPA on Triton's in-flight requests |
-| ``static`` | :mod:`baselines.static` | the Deployment as deployed, 1 x 50 % |
-| ``oracle`` | :mod:`baselines.oracle` | clairvoyant planner: the cost lower bound |
+| ``hpa`` | :mod:`k8s_gpu_rl.baselines.hpa` | the Kubernetes HPA (autoscaling/v2), CPU 70 % by default |
+| ``hpa-tuned`` | :mod:`k8s_gpu_rl.baselines.hpa_tuned` | the HPA with the target chosen by a sweep (``tuned_hpa.yaml``) |
+| ``kpa`` | :mod:`k8s_gpu_rl.baselines.kpa` | Knative's KPA on Triton's in-flight requests |
+| ``static`` | :mod:`k8s_gpu_rl.baselines.static` | the Deployment as deployed, 1 x 50 % |
+| ``oracle`` | :mod:`k8s_gpu_rl.baselines.oracle` | clairvoyant planner: the cost lower bound |
 
 ``make_policy(name, env, **kwargs)`` builds one and binds it. The trained agent
-(``ppo``) is loaded by ``evaluate`` through :mod:`agents.policy`.
+(``ppo``) is loaded by ``evaluate`` through :mod:`k8s_gpu_rl.agents.policy`.
 """
 
 from __future__ import annotations
@@ -25,31 +25,31 @@ from k8s_gpu_rl.errors import ConfigError
 
 
 def _hpa(**kw: Any) -> Any:
-    from baselines.hpa import HpaPolicy
+    from k8s_gpu_rl.baselines.hpa import HpaPolicy
 
     return HpaPolicy(**kw)
 
 
 def _hpa_tuned(**kw: Any) -> Any:
-    from baselines.hpa_tuned import TunedHpaPolicy
+    from k8s_gpu_rl.baselines.hpa_tuned import TunedHpaPolicy
 
     return TunedHpaPolicy(**kw)
 
 
 def _kpa(**kw: Any) -> Any:
-    from baselines.kpa import KpaPolicy
+    from k8s_gpu_rl.baselines.kpa import KpaPolicy
 
     return KpaPolicy(**kw)
 
 
 def _static(**kw: Any) -> Any:
-    from baselines.static import StaticPolicy
+    from k8s_gpu_rl.baselines.static import StaticPolicy
 
     return StaticPolicy(**kw)
 
 
 def _oracle(**kw: Any) -> Any:
-    from baselines.oracle import OraclePolicy
+    from k8s_gpu_rl.baselines.oracle import OraclePolicy
 
     return OraclePolicy(**kw)
 

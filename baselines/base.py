@@ -11,7 +11,7 @@ vector itself is ignored.
 
 The controller decides a desired ``(replicas, gpucores)``; :meth:`BaselinePolicy.encode`
 turns it into the env's action indices with ``K8sGpuEnv.action_for``
-(:func:`envs.config.encode_action`). **Actuation limits:** the env
+(:func:`k8s_gpu_rl.envs.config.encode_action`). **Actuation limits:** the env
 changes replicas by at most the largest entry of ``EnvConfig.replica_deltas`` (+-2 by
 default) per 15 s step, so a controller that wants +5 moves +2, +2, +1 over three steps
 (the real HPA would write +5 at once); with the default relative share action the share
@@ -28,9 +28,9 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-from envs.backends.base import Backend, DeploymentState
-from envs.config import EnvConfig, delta_index
-from envs.config import encode_action as envs_encode_action
+from k8s_gpu_rl.envs.backends.base import Backend, DeploymentState
+from k8s_gpu_rl.envs.config import EnvConfig, delta_index
+from k8s_gpu_rl.envs.config import encode_action as envs_encode_action
 
 
 class Desired(NamedTuple):
@@ -54,7 +54,7 @@ class Policy(Protocol):
 
 
 def unwrap_env(env: Any) -> Any:
-    """The :class:`~envs.k8s_gpu_env.K8sGpuEnv` behind wrappers or a one-env ``VecEnv``."""
+    """The :class:`~k8s_gpu_rl.envs.k8s_gpu_env.K8sGpuEnv` behind wrappers or a one-env ``VecEnv``."""
     if hasattr(env, "envs"):  # DummyVecEnv (SB3's evaluate_policy wraps envs in one)
         if len(env.envs) != 1:
             raise ValueError(
@@ -79,7 +79,7 @@ def reachable_replicas(config: EnvConfig, current_replicas: int, desired_replica
 def encode_action(
     config: EnvConfig, current_replicas: int, desired: Desired, current_gpucores: int | None = None
 ) -> np.ndarray:
-    """:func:`envs.config.encode_action` for a :class:`Desired` (the share counts as
+    """:func:`k8s_gpu_rl.envs.config.encode_action` for a :class:`Desired` (the share counts as
     reached when ``current_gpucores`` is not given)."""
     current = desired.gpucores if current_gpucores is None else current_gpucores
     return envs_encode_action(config, current_replicas, current, desired.replicas, desired.gpucores)

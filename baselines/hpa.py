@@ -5,11 +5,11 @@ does what ``kube-controller-manager`` does on one sync of an autoscaling/v2 HPA:
 
 1. lists the Deployment's pods and reads one metric per pod from
    ``backend.pod_metrics()`` (metrics-server's view over its last window);
-2. runs the replica calculator (:func:`~baselines.hpa_algorithm.resource_replicas` for
-   CPU utilisation, :func:`~baselines.hpa_algorithm.plain_metric_replicas` for a Pods
+2. runs the replica calculator (:func:`~k8s_gpu_rl.baselines.hpa_algorithm.resource_replicas` for
+   CPU utilisation, :func:`~k8s_gpu_rl.baselines.hpa_algorithm.plain_metric_replicas` for a Pods
    metric) with the controller's rules for unready pods, missing metrics and the CPU
    initialisation period (5 min) and initial readiness delay (30 s);
-3. applies the behaviour (:func:`~baselines.hpa_algorithm.hpa_step`: scale-down
+3. applies the behaviour (:func:`~k8s_gpu_rl.baselines.hpa_algorithm.hpa_step`: scale-down
    stabilisation window, default 300 s; rate limits, default up max(+4 pods, +100 %) and
    down -100 % per 15 s) with the history it keeps between syncs.
 
@@ -29,7 +29,7 @@ among the pods in proportion to the requests each served in the window. A ``gpu_
 attribute on ``PodMetrics``, when a backend provides one, is used instead.
 
 The HPA never touches the vGPU share: it always selects the Deployment's current
-gpucores. Replica changes go through :func:`~baselines.base.encode_action` (at most +-2
+gpucores. Replica changes go through :func:`~k8s_gpu_rl.baselines.base.encode_action` (at most +-2
 per step); the scale event the history records is the change actually requested.
 """
 
@@ -40,8 +40,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from baselines.base import BaselinePolicy, Desired, reachable_replicas
-from baselines.hpa_algorithm import (
+from k8s_gpu_rl.baselines.base import BaselinePolicy, Desired, reachable_replicas
+from k8s_gpu_rl.baselines.hpa_algorithm import (
     DEFAULT_TOLERANCE,
     HpaHistory,
     HpaMetricsError,
@@ -53,8 +53,8 @@ from baselines.hpa_algorithm import (
     plain_metric_replicas,
     resource_replicas,
 )
-from envs.backends.base import PodMetrics
 from k8s_gpu_rl.config import suggest
+from k8s_gpu_rl.envs.backends.base import PodMetrics
 from k8s_gpu_rl.errors import ConfigError
 
 METRICS = ("cpu", "gpu_util", "rps")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from baselines.hpa import HpaPolicy
+from k8s_gpu_rl.baselines.hpa import HpaPolicy
 from k8s_gpu_rl.config import read_yaml
 from k8s_gpu_rl.errors import ConfigError
 
@@ -68,7 +68,7 @@ class SweepResult:
 def _mean_kpis(
     profile: str, seeds: Sequence[int], target: int, window: int, cluster: str | None
 ) -> SweepRow:
-    from evaluation.rollout import make_env, run_episode
+    from k8s_gpu_rl.evaluation.rollout import make_env, run_episode
 
     env = make_env(profile, cluster=cluster)
     policy = HpaPolicy(metric="cpu", target=target, scale_down_window_s=window).bind(env)

@@ -34,7 +34,7 @@ import math
 from collections import deque
 from typing import Any
 
-from baselines.base import BaselinePolicy, Desired
+from k8s_gpu_rl.baselines.base import BaselinePolicy, Desired
 from k8s_gpu_rl.config import suggest
 from k8s_gpu_rl.errors import ConfigError
 

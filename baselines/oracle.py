@@ -33,7 +33,7 @@ holds most of the GPU, can leave new pods Pending for good (maxUnavailable round
 to 0 below 4 replicas, so no old pod is deleted to make room). The oracle therefore
 picks the share level whose plan costs the fewest vGPU-seconds over the whole profile
 (among those whose roll from the initial Deployment can complete), moves there first
-while holding the replica count (:func:`~baselines.base.roll_share_first`: one rollout,
+while holding the replica count (:func:`~k8s_gpu_rl.baselines.base.roll_share_first`: one rollout,
 or with the env's relative share action one level per rollout, ~30 s each), and from
 then on only scales replicas. The plan ignores the cost of that first roll (old and new
 pods both hold a share while it runs), which is why the measured vGPU-hours sit a little
@@ -49,12 +49,12 @@ from typing import Any
 
 import numpy as np
 
-from baselines.base import BaselinePolicy, Desired, roll_share_first
-from envs.config import gpumem_for
-from envs.sim import hami
-from envs.sim.config import ClusterConfig
+from k8s_gpu_rl.baselines.base import BaselinePolicy, Desired, roll_share_first
+from k8s_gpu_rl.envs.config import gpumem_for
+from k8s_gpu_rl.envs.sim import hami
+from k8s_gpu_rl.envs.sim.config import ClusterConfig
 from k8s_gpu_rl.errors import ConfigError
-from loadprofiles import LoadProfile, users_at
+from k8s_gpu_rl.loadprofiles import LoadProfile, users_at
 
 Z95 = 1.645  # standard normal 95th percentile
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from baselines.base import BaselinePolicy, Desired, roll_share_first
+from k8s_gpu_rl.baselines.base import BaselinePolicy, Desired, roll_share_first
 from k8s_gpu_rl.errors import ConfigError
 
 
@@ -12,7 +12,7 @@ class StaticPolicy(BaselinePolicy):
     """Holds ``replicas`` pods at ``gpucores`` (defaults 1 x 50 %, the user's Deployment).
 
     A setting other than the Deployment's initial one is reached in the first steps: the
-    share first, holding the replica count (:func:`~baselines.base.roll_share_first`),
+    share first, holding the replica count (:func:`~k8s_gpu_rl.baselines.base.roll_share_first`),
     then the replicas, at most +-2 per step.
     """
 

@@ -8,8 +8,8 @@ from typing import Literal
 
 import numpy as np
 
-from envs.reward import RewardConfig
 from k8s_gpu_rl.config import check
+from k8s_gpu_rl.envs.reward import RewardConfig
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.backends.base import IntervalRecord
+from k8s_gpu_rl.envs.backends.base import IntervalRecord
 
 
 class EpisodeAccumulator:

@@ -10,15 +10,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.backends.base import Backend, DeploymentState
-from envs.config import EnvConfig, encode_action, gpumem_for, nearest_index
-from envs.episode import EpisodeAccumulator
-from envs.observation import FEATURE_NAMES, HIGH, normalisers, to_vector
-from envs.reward import combine, interval_kpis, reward_terms
-from envs.sim.config import ClusterConfig, load_cluster_config
 from k8s_gpu_rl.config import from_dict, read_yaml, replace, suggest
+from k8s_gpu_rl.envs.backends.base import Backend, DeploymentState
+from k8s_gpu_rl.envs.config import EnvConfig, encode_action, gpumem_for, nearest_index
+from k8s_gpu_rl.envs.episode import EpisodeAccumulator
+from k8s_gpu_rl.envs.observation import FEATURE_NAMES, HIGH, normalisers, to_vector
+from k8s_gpu_rl.envs.reward import combine, interval_kpis, reward_terms
+from k8s_gpu_rl.envs.sim.config import ClusterConfig, load_cluster_config
 from k8s_gpu_rl.errors import ConfigError
-from loadprofiles import LoadProfile, load_profile
+from k8s_gpu_rl.loadprofiles import LoadProfile, load_profile
 
 BACKENDS = ("sim", "local", "k8s")
 DEFAULT_CLUSTER = {"sim": None, "local": "local", "k8s": "rtx3080"}
@@ -34,7 +34,7 @@ class K8sGpuEnv(gym.Env):
     Locust users replay a load profile. Every ``decision_interval_s`` (15 s) the agent sees
     what Prometheus holds (Triton, DCGM, HAMi, kube-state-metrics, cAdvisor), then sets the
     Deployment's replicas and vGPU share. The default backend, ``"sim"``, simulates the
-    cluster request by request (``envs.sim``), calibrated to the user's RTX 3080 cluster.
+    cluster request by request (``k8s_gpu_rl.envs.sim``), calibrated to the user's RTX 3080 cluster.
 
     ## Action Space
     ``MultiDiscrete([len(replica_deltas), len(share_steps)])`` (default ``[5, 3]``):
@@ -46,7 +46,7 @@ class K8sGpuEnv(gym.Env):
     gpucores levels (20, 30, 40, 50, 70, 100), or keep; with
     ``share_action="absolute"`` an index into ``share_levels`` instead |
 
-    gpumem follows gpucores (:func:`envs.config.gpumem_for`): the same fraction of the
+    gpumem follows gpucores (:func:`k8s_gpu_rl.envs.config.gpumem_for`): the same fraction of the
     GPU's memory, at least 1.25 x the model's 1.5 GiB. A new share rolls the pods
     (maxSurge/maxUnavailable 25 %). Replicas are clipped to ``[min_replicas, max_replicas]``
     and to what HAMi can place at that share. A new share is taken only when no rollout
@@ -56,7 +56,7 @@ class K8sGpuEnv(gym.Env):
     is reported in ``info["action/clipped"]``, never raised.
 
     ## Observation Space
-    ``Box(0, high, (18,), float32)``, the PromQL results of ``envs.observation``:
+    ``Box(0, high, (18,), float32)``, the PromQL results of ``k8s_gpu_rl.envs.observation``:
 
     | Num | Observation | Min | Max | Unit (before normalising) |
     |-----|-------------|-----|-----|------|
@@ -84,7 +84,7 @@ class K8sGpuEnv(gym.Env):
 
     ## Rewards
     ``w_utilisation * utilisation + w_efficiency * efficiency - w_latency * latency
-    - w_qos * qos_violation`` (``envs.reward``), each term in ``info["reward/<term>"]``.
+    - w_qos * qos_violation`` (``k8s_gpu_rl.envs.reward``), each term in ``info["reward/<term>"]``.
 
     ## Starting State
     The Deployment as the cluster config gives it (default 1 replica, gpucores 50,
@@ -104,8 +104,8 @@ class K8sGpuEnv(gym.Env):
     time); ``cluster`` a shipped cluster name, YAML path, dict or :class:`ClusterConfig`
     (default: ``rtx3080`` for ``sim`` and ``k8s``, ``local`` for ``local``); ``config`` an
     :class:`EnvConfig`, dict or YAML path; ``backend_options`` the live backend's options
-    (:class:`~envs.backends.local.backend.LocalOptions` or
-    :class:`~envs.backends.k8s.options.K8sOptions` fields); ``overrides`` replace
+    (:class:`~k8s_gpu_rl.envs.backends.local.backend.LocalOptions` or
+    :class:`~k8s_gpu_rl.envs.backends.k8s.options.K8sOptions` fields); ``overrides`` replace
     ``EnvConfig`` fields (e.g. ``slo_ms=120``, ``reward={"w_qos": 200}``).
 
     ## Version History
@@ -358,18 +358,18 @@ def _make_backend(
     name: str, cluster: ClusterConfig, profile: LoadProfile, options: dict[str, Any]
 ) -> Backend:
     if name == "sim":
-        from envs.backends.sim import SimBackend
+        from k8s_gpu_rl.envs.backends.sim import SimBackend
 
         if options:
             raise ConfigError(f"the sim backend takes no backend_options, got {sorted(options)}")
         return SimBackend(cluster, profile)
     if name == "local":
-        from envs.backends.local.backend import LocalBackend, LocalOptions
+        from k8s_gpu_rl.envs.backends.local.backend import LocalBackend, LocalOptions
 
         return LocalBackend(cluster, profile, from_dict(LocalOptions, options, "backend_options"))
     if name == "k8s":
-        from envs.backends.k8s.backend import K8sBackend
-        from envs.backends.k8s.options import K8sOptions
+        from k8s_gpu_rl.envs.backends.k8s.backend import K8sBackend
+        from k8s_gpu_rl.envs.backends.k8s.options import K8sOptions
 
         return K8sBackend(cluster, profile, from_dict(K8sOptions, options, "backend_options"))
     raise ConfigError(

@@ -2,7 +2,7 @@
 
 Each :class:`Feature` names the PromQL the live backends send to Prometheus and the
 normalisation that turns the result into the agent's input. The simulated backend
-evaluates the same functions over its simulated scrapes (``envs.sim.prometheus``), so a
+evaluates the same functions over its simulated scrapes (``k8s_gpu_rl.envs.sim.prometheus``), so a
 feature means the same thing, and lags the cluster by the same scrape interval and rate
 window, on every backend. ``{model}``, ``{namespace}``, ``{deployment}`` and ``{window}``
 are filled from the environment's configuration.
@@ -41,7 +41,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.sim.prometheus import DEPLOYMENT_GAUGES, GPU_GAUGES, POD_COUNTERS, POD_GAUGES, PromSim
+from k8s_gpu_rl.envs.sim.prometheus import (
+    DEPLOYMENT_GAUGES,
+    GPU_GAUGES,
+    POD_COUNTERS,
+    POD_GAUGES,
+    PromSim,
+)
 
 M = '{{model="{model}"}}'
 POD = '{{namespace="{namespace}", pod=~"{deployment}-.*", container="triton"}}'

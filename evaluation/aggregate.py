@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from evaluation.stats import hedges_g, mean_ci, welch_test
+from k8s_gpu_rl.evaluation.stats import hedges_g, mean_ci, welch_test
 
 ID_COLUMNS = ("policy", "profile", "seed")
 HEADLINE_KPIS = (

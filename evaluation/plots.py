@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from evaluation.io import savefig_atomic  # noqa: E402
+from k8s_gpu_rl.evaluation.io import savefig_atomic  # noqa: E402
 
 BAR_KPIS = (
     ("vgpu_hours", "vGPU-hours", 1.0),

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from envs.k8s_gpu_env import K8sGpuEnv
-from loadprofiles import LoadProfile
+from k8s_gpu_rl.envs.k8s_gpu_env import K8sGpuEnv
+from k8s_gpu_rl.loadprofiles import LoadProfile
 
 ACTION_KEYS = ("replica_delta", "replicas", "gpucores")
 

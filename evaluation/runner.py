@@ -32,14 +32,14 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from baselines import BASELINES, check_policy_name, make_policy
-from envs.k8s_gpu_env import BACKENDS, DEFAULT_CLUSTER
-from envs.sim.config import load_cluster_config
-from evaluation.io import write_csv_atomic, write_json_atomic, write_text_atomic
-from evaluation.rollout import Episode, make_env, run_episode
+from k8s_gpu_rl.baselines import BASELINES, check_policy_name, make_policy
 from k8s_gpu_rl.config import suggest
+from k8s_gpu_rl.envs.k8s_gpu_env import BACKENDS, DEFAULT_CLUSTER
+from k8s_gpu_rl.envs.sim.config import load_cluster_config
 from k8s_gpu_rl.errors import ConfigError
-from loadprofiles import LoadProfile, load_profile
+from k8s_gpu_rl.evaluation.io import write_csv_atomic, write_json_atomic, write_text_atomic
+from k8s_gpu_rl.evaluation.rollout import Episode, make_env, run_episode
+from k8s_gpu_rl.loadprofiles import LoadProfile, load_profile
 
 PPO = "ppo"
 POLICIES = (PPO, *BASELINES)
@@ -80,7 +80,7 @@ class EvalOutputs:
     comparisons: pd.DataFrame
     oracle_ratios: pd.DataFrame
     report: Any
-    """The :class:`evaluation.report.ReportInputs` of ``report.md``."""
+    """The :class:`k8s_gpu_rl.evaluation.report.ReportInputs` of ``report.md``."""
     first_series: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
 
 
@@ -122,9 +122,9 @@ TRAINING_ONLY = ("initial_share",)
 def _run_env_config(model: Path) -> dict[str, Any]:
     """The fields of the PPO run's ``env:`` section (``config.yml``) that differ from the
     EnvConfig defaults (empty when there is none), except the training-only ones."""
-    from agents.run_dir import find_saved_model
-    from envs.config import EnvConfig
+    from k8s_gpu_rl.agents.run_dir import find_saved_model
     from k8s_gpu_rl.config import from_dict, read_yaml, to_dict
+    from k8s_gpu_rl.envs.config import EnvConfig
 
     config_file = find_saved_model(model).run_file("config.yml")
     if config_file is None:
@@ -170,7 +170,7 @@ def build_plan(
     load_cluster_config(cluster)
     backend_options = _backend_options(backend, backend_config)
     if "hpa-tuned" in names:
-        from baselines.hpa_tuned import load_tuned
+        from k8s_gpu_rl.baselines.hpa_tuned import load_tuned
 
         load_tuned()
     env_config: dict[str, Any] = {}
@@ -200,9 +200,9 @@ def _backend_options(backend: str, path: Path | None) -> dict[str, Any]:
     from k8s_gpu_rl.config import from_dict, read_yaml
 
     if backend == "local":
-        from envs.backends.local.backend import LocalOptions as options_class
+        from k8s_gpu_rl.envs.backends.local.backend import LocalOptions as options_class
     elif backend == "k8s":
-        from envs.backends.k8s.options import K8sOptions as options_class
+        from k8s_gpu_rl.envs.backends.k8s.options import K8sOptions as options_class
     else:
         raise ConfigError(
             f"--backend-config is for the live backends (local, k8s), not {backend!r}"
@@ -229,9 +229,9 @@ def _policy(name: str, env: Any, ppo: Any) -> Any:
 
 def _load_ppo(model: Path) -> Any:
     try:
-        from agents.policy import PPOPolicy
+        from k8s_gpu_rl.agents.policy import PPOPolicy
     except ImportError as exc:
-        raise ConfigError(f"--policy ppo: cannot import agents.policy ({exc})") from None
+        raise ConfigError(f"--policy ppo: cannot import k8s_gpu_rl.agents.policy ({exc})") from None
     return PPOPolicy.load(model)
 
 
@@ -308,7 +308,7 @@ def _install_live_hpa(plan: EvalPlan, name: str, env: Any, policy: Any) -> bool:
     policy only observes). Whether one was installed."""
     if plan.backend != "k8s" or name not in LIVE_HPA_POLICIES:
         return False
-    from envs.backends.k8s.backend import hpa_behavior
+    from k8s_gpu_rl.envs.backends.k8s.backend import hpa_behavior
 
     d = policy.describe()
     if d.get("metric", "cpu") != "cpu":
@@ -349,7 +349,11 @@ def _plan_json(plan: EvalPlan) -> dict[str, Any]:
 def _finish(
     plan: EvalPlan, runs: pd.DataFrame, first: dict, settings: dict, slo_ms: float
 ) -> EvalOutputs:
-    from evaluation import aggregate, plots, report  # scipy and matplotlib: only once there is data
+    from k8s_gpu_rl.evaluation import (  # scipy and matplotlib: only once there is data
+        aggregate,
+        plots,
+        report,
+    )
 
     out = plan.out
     summary = aggregate.summarise(runs)

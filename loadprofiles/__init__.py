@@ -6,7 +6,7 @@ side lives in ``loadprofiles/locustfile.py``.
 
 from __future__ import annotations
 
-from loadprofiles.profile import (
+from k8s_gpu_rl.loadprofiles.profile import (
     PROFILES_DIR,
     LoadProfile,
     Stage,

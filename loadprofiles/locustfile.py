@@ -24,7 +24,7 @@ With ``K8SGPURL_REQUEST_LOG`` set, every request (success or failure) appends on
 ``end_unix_s,response_time_ms,ok`` (``ok`` 1 or 0; no header) to that file. Lines are
 buffered and written in one ``write`` at least once a second and when Locust quits, so a
 reader tailing the file sees requests within about a second
-(``envs.backends.local.locust_run.RequestLog``). The file is opened for appending; with
+(``k8s_gpu_rl.envs.backends.local.locust_run.RequestLog``). The file is opened for appending; with
 ``--processes`` each worker appends whole lines. With ``--csv`` as well, the end of the
 test waits about a second so Locust's once-a-second CSV writer records the final totals
 (they then equal the log's line count), and SIGTERM during the run stops the test
@@ -49,12 +49,12 @@ from typing import Any
 import gevent
 from locust import FastHttpUser, LoadTestShape, between, events, task
 
-if importlib.util.find_spec("loadprofiles") is None:  # run from outside the repository
+if importlib.util.find_spec("k8s_gpu_rl") is None:  # run from outside the repository
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from k8s_gpu_rl.errors import ConfigError  # noqa: E402
-from loadprofiles.kserve_v2 import build_infer_request, random_input  # noqa: E402
-from loadprofiles.profile import LoadProfile, load_profile  # noqa: E402
+from k8s_gpu_rl.loadprofiles.kserve_v2 import build_infer_request, random_input  # noqa: E402
+from k8s_gpu_rl.loadprofiles.profile import LoadProfile, load_profile  # noqa: E402
 
 PROFILE_ENV = "K8SGPURL_PROFILE"
 """Environment variable naming the load profile (a shipped name or a YAML path)."""

@@ -32,7 +32,7 @@ TARGET_RSS_MB = 150.0
 
 def env_speed(profile: str, episodes: int, policy: str) -> dict[str, float]:
     """Steps/s and simulated requests/s over ``episodes`` full episodes."""
-    from envs.k8s_gpu_env import K8sGpuEnv
+    from k8s_gpu_rl.envs.k8s_gpu_env import K8sGpuEnv
 
     env = K8sGpuEnv(profile=profile)
     env.reset(seed=0)
@@ -62,7 +62,7 @@ def ppo_speed(profile: str, timesteps: int) -> float:
     import torch
     from stable_baselines3 import PPO
 
-    from envs.k8s_gpu_env import K8sGpuEnv
+    from k8s_gpu_rl.envs.k8s_gpu_env import K8sGpuEnv
 
     torch.set_num_threads(1)
     model = PPO(
@@ -83,7 +83,7 @@ def ppo_speed(profile: str, timesteps: int) -> float:
 RSS_PROBE = """
 import json, sys, psutil
 sys.path.insert(0, {root!r})
-from envs.k8s_gpu_env import K8sGpuEnv
+from k8s_gpu_rl.envs.k8s_gpu_env import K8sGpuEnv
 env = K8sGpuEnv(profile={profile!r})
 env.reset(seed=0)
 done = False

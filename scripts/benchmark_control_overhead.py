@@ -2,15 +2,15 @@
 
 Starts, on loopback ports chosen at run time:
 
-* a real Prometheus scraping a real inference server (``envs.backends.local.server``,
+* a real Prometheus scraping a real inference server (``k8s_gpu_rl.envs.backends.local.server``,
   Triton's metric names, labelled like a PodMonitor's target) and a ``ClusterExporter``
   publishing kube-state-metrics, cAdvisor, DCGM and HAMi series for the Deployment;
-* ``FakeKubeApi`` from ``tests/fake_kube_api.py`` (imported by path): an HTTP-level fake
+* ``FakeKubeApi`` from :mod:`k8s_gpu_rl.testing.fake_kube_api`: an HTTP-level fake
   of the Kubernetes API with a small deployment controller. It is the only API server
   available on this machine; the official ``kubernetes`` client talks to it over HTTP as
   it would to a real one, but a real kube-apiserver (TLS, authn/authz, etcd) is slower.
 
-then times ``--steps`` control steps of :class:`~envs.backends.k8s.backend.K8sBackend`:
+then times ``--steps`` control steps of :class:`~k8s_gpu_rl.envs.backends.k8s.backend.K8sBackend`:
 ``observe()`` (every feature's PromQL), ``deployment()`` (Deployment, pods, ReplicaSets),
 one ``apply()`` with a change (scale), one without (no request), and ``pod_metrics()``
 (per-pod PromQL). Prints mean / p50 / p95 milliseconds per step, split into Prometheus
@@ -22,7 +22,6 @@ queries and Kubernetes API calls. Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import sys
 import tempfile
@@ -37,31 +36,21 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from envs.backends.k8s.backend import K8sBackend  # noqa: E402
-from envs.backends.k8s.options import K8sOptions  # noqa: E402
-from envs.backends.local.exporter import ClusterExporter, ClusterSample, PodSample  # noqa: E402
-from envs.backends.local.procs import ProcessGroup, free_port, wait_line  # noqa: E402
-from envs.backends.local.promserver import PrometheusServer  # noqa: E402
-from envs.sim.config import load_cluster_config  # noqa: E402
-from loadprofiles import load_profile  # noqa: E402
+from k8s_gpu_rl.envs.backends.k8s.backend import K8sBackend  # noqa: E402
+from k8s_gpu_rl.envs.backends.k8s.options import K8sOptions  # noqa: E402
+from k8s_gpu_rl.envs.backends.local.exporter import ClusterExporter, ClusterSample, PodSample  # noqa: E402
+from k8s_gpu_rl.envs.backends.local.procs import ProcessGroup, free_port, wait_line  # noqa: E402
+from k8s_gpu_rl.envs.backends.local.promserver import PrometheusServer  # noqa: E402
+from k8s_gpu_rl.envs.sim.config import load_cluster_config  # noqa: E402
+from k8s_gpu_rl.loadprofiles import load_profile  # noqa: E402
+from k8s_gpu_rl.testing.fake_kube_api import FakeKubeApi, parse_quantity  # noqa: E402
 
 NS = "k8s-gpu-rl"
 LABELS = {"app.kubernetes.io/name": "triton", "app.kubernetes.io/managed-by": "k8s-gpu-rl"}
 TARGET_MS = 100.0
 
 
-def _fake_module() -> Any:
-    path = ROOT / "tests" / "fake_kube_api.py"
-    spec = importlib.util.spec_from_file_location("fake_kube_api", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fake_kube_api"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _sample(fake: Any, server_pid: int, metrics_port: int, http: requests.Session) -> Any:
-    fq = sys.modules["fake_kube_api"]
 
     def sample() -> ClusterSample:
         dep = fake.deployment(NS, "triton")
@@ -90,8 +79,8 @@ def _sample(fake: Any, server_pid: int, metrics_port: int, http: requests.Sessio
                 PodSample(
                     name,
                     "Ready" if name in ready else "Starting",
-                    int(fq.parse_quantity(limits.get("nvidia.com/gpucores", 0))),
-                    int(fq.parse_quantity(limits.get("nvidia.com/gpumem", 0))),
+                    int(parse_quantity(limits.get("nvidia.com/gpucores", 0))),
+                    int(parse_quantity(limits.get("nvidia.com/gpumem", 0))),
                     1.0,
                     cpu,
                     busy,
@@ -117,11 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scrape-interval", type=float, default=1.0, help="Prometheus (s)")
     args = parser.parse_args(argv)
 
-    from envs.backends.local.model import ensure_onnx, write_model_repository
+    from k8s_gpu_rl.envs.backends.local.model import ensure_onnx, write_model_repository
 
-    fq = _fake_module()
     group = ProcessGroup(prefix="k8sgpurl-bench-")
-    fake = fq.FakeKubeApi(pod_ready_delay_s=0.2).start()
+    fake = FakeKubeApi(pod_ready_delay_s=0.2).start()
     exporter = None
     http = requests.Session()
     try:
@@ -129,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         write_model_repository(repo, ensure_onnx(), max_batch_size=8, instance_kind="KIND_CPU")
         server = group.start(
             "server",
-            [sys.executable, "-m", "envs.backends.local.server", "--model-repository", str(repo),
+            [sys.executable, "-m", "k8s_gpu_rl.envs.backends.local.server", "--model-repository", str(repo),
              "--http-port", "0", "--metrics-port", "0"],
             cwd=ROOT,
         )  # fmt: skip
@@ -197,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({args.steps} steps; {n_queries} PromQL queries, 4 Kubernetes API requests)"
         )
         print(
-            "Kubernetes API: FakeKubeApi from tests/fake_kube_api.py on loopback (the only API "
+            "Kubernetes API: FakeKubeApi (k8s_gpu_rl.testing.fake_kube_api) on loopback (the only API "
             "server available here; a real kube-apiserver adds TLS, auth and etcd latency)."
         )
         print(f"Prometheus: real prometheus {prom.url}, scraping a real server and exporter.")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from envs.sim.calibration import UNITS, compare, simulate_baseline  # noqa: E402
-from envs.sim.config import load_cluster_config  # noqa: E402
+from k8s_gpu_rl.envs.sim.calibration import UNITS, compare, simulate_baseline  # noqa: E402
+from k8s_gpu_rl.envs.sim.config import load_cluster_config  # noqa: E402
 from k8s_gpu_rl.errors import K8sGpuRlError  # noqa: E402
 
 

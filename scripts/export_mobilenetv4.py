@@ -122,8 +122,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from envs.backends.local.mobilenetv4 import MobileNetV4ConvSmall, count_parameters
-    from envs.backends.local.model import ONNX_FILENAME, export_onnx, write_model_repository
+    from k8s_gpu_rl.envs.backends.local.mobilenetv4 import MobileNetV4ConvSmall, count_parameters
+    from k8s_gpu_rl.envs.backends.local.model import (
+        ONNX_FILENAME,
+        export_onnx,
+        write_model_repository,
+    )
 
     torch.manual_seed(seed)
     params = count_parameters(MobileNetV4ConvSmall())

@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from envs.backends.sim import SimBackend  # noqa: E402
-from envs.k8s_gpu_env import K8sGpuEnv  # noqa: E402
-from envs.sim.config import load_cluster_config  # noqa: E402
 from k8s_gpu_rl.config import to_dict  # noqa: E402
+from k8s_gpu_rl.envs.backends.sim import SimBackend  # noqa: E402
+from k8s_gpu_rl.envs.k8s_gpu_env import K8sGpuEnv  # noqa: E402
+from k8s_gpu_rl.envs.sim.config import load_cluster_config  # noqa: E402
 from k8s_gpu_rl.errors import K8sGpuRlError  # noqa: E402
-from loadprofiles import load_profile, time_scaled  # noqa: E402
+from k8s_gpu_rl.loadprofiles import load_profile, time_scaled  # noqa: E402
 
 FIGURES = ("p50_latency_ms", "p95_latency_ms", "throughput_rps", "cpu_util")
 GATED = ("p95_latency_ms", "throughput_rps")
@@ -66,9 +66,9 @@ def run(env: K8sGpuEnv, seed: int, replicas: int, gpucores: int) -> dict[str, fl
 
 
 def calibrate(out: Path) -> Path:
-    from envs.backends.local import measure
-    from envs.backends.local.model import ensure_onnx, write_model_repository
-    from envs.backends.local.procs import ProcessGroup
+    from k8s_gpu_rl.envs.backends.local import measure
+    from k8s_gpu_rl.envs.backends.local.model import ensure_onnx, write_model_repository
+    from k8s_gpu_rl.envs.backends.local.procs import ProcessGroup
 
     base = load_cluster_config("local")
     onnx = ensure_onnx()

@@ -24,10 +24,10 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from baselines import hpa_tuned  # noqa: E402
-from evaluation.io import write_text_atomic  # noqa: E402
+from k8s_gpu_rl.baselines import hpa_tuned  # noqa: E402
 from k8s_gpu_rl.errors import K8sGpuRlError  # noqa: E402
-from loadprofiles import load_profile  # noqa: E402
+from k8s_gpu_rl.evaluation.io import write_text_atomic  # noqa: E402
+from k8s_gpu_rl.loadprofiles import load_profile  # noqa: E402
 
 
 def _ints(text: str, option: str) -> tuple[int, ...]:

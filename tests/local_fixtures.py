@@ -26,7 +26,7 @@ STARTUP_TIMEOUT_S = 60.0
 @pytest.fixture(scope="session")
 def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """MobileNetV4-Conv-Small exported once per test session (seed 0), never downloaded."""
-    from envs.backends.local.model import export_onnx
+    from k8s_gpu_rl.envs.backends.local.model import export_onnx
 
     return export_onnx(tmp_path_factory.mktemp("onnx") / "mobilenetv4_conv_small.onnx", seed=0)
 
@@ -34,7 +34,7 @@ def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def model_repository(onnx_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Triton model repository: mobilenetv4, max_batch_size 8, no queue delay."""
-    from envs.backends.local.model import write_model_repository
+    from k8s_gpu_rl.envs.backends.local.model import write_model_repository
 
     repo = tmp_path_factory.mktemp("repo")
     write_model_repository(repo, onnx_model, max_batch_size=8, instance_kind="KIND_CPU")
@@ -42,13 +42,13 @@ def model_repository(onnx_model: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 class ServerProcess:
-    """One ``python -m envs.backends.local.server`` subprocess (ports picked by the OS)."""
+    """One ``python -m k8s_gpu_rl.envs.backends.local.server`` subprocess (ports picked by the OS)."""
 
     def __init__(self, repo: Path, *extra: str) -> None:
         cmd = [
             sys.executable,
             "-m",
-            "envs.backends.local.server",
+            "k8s_gpu_rl.envs.backends.local.server",
             "--model-repository",
             str(repo),
             "--model",

@@ -8,20 +8,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from baselines import BASELINES, make_policy
-from baselines.base import Desired, encode_action, reachable_replicas
-from baselines.hpa import HpaPolicy, pod_gpu_util, pod_sample
-from baselines.hpa_tuned import TunedHpaPolicy, load_tuned, sweep, tuned_yaml
-from baselines.kpa import KpaPolicy, kpa_scale
-from baselines.oracle import CapacityModel, OraclePolicy
-from baselines.static import StaticPolicy
-from envs.backends.base import PodMetrics
-from envs.config import EnvConfig
-from envs.k8s_gpu_env import K8sGpuEnv
-from envs.sim.config import ClusterConfig, DeploymentConfig
-from evaluation.rollout import run_episode
+from k8s_gpu_rl.baselines import BASELINES, make_policy
+from k8s_gpu_rl.baselines.base import Desired, encode_action, reachable_replicas
+from k8s_gpu_rl.baselines.hpa import HpaPolicy, pod_gpu_util, pod_sample
+from k8s_gpu_rl.baselines.hpa_tuned import TunedHpaPolicy, load_tuned, sweep, tuned_yaml
+from k8s_gpu_rl.baselines.kpa import KpaPolicy, kpa_scale
+from k8s_gpu_rl.baselines.oracle import CapacityModel, OraclePolicy
+from k8s_gpu_rl.baselines.static import StaticPolicy
+from k8s_gpu_rl.envs.backends.base import PodMetrics
+from k8s_gpu_rl.envs.config import EnvConfig
+from k8s_gpu_rl.envs.k8s_gpu_env import K8sGpuEnv
+from k8s_gpu_rl.envs.sim.config import ClusterConfig, DeploymentConfig
 from k8s_gpu_rl.errors import ConfigError
-from loadprofiles import parse_profile
+from k8s_gpu_rl.evaluation.rollout import run_episode
+from k8s_gpu_rl.loadprofiles import parse_profile
 
 SEED = 7
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from envs.sim.calibration import MEASURED, compare, simulate_baseline
-from envs.sim.config import ClusterConfig
 from k8s_gpu_rl.config import replace
+from k8s_gpu_rl.envs.sim.calibration import MEASURED, compare, simulate_baseline
+from k8s_gpu_rl.envs.sim.config import ClusterConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

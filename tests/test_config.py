@@ -6,9 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from envs.config import EnvConfig, gpumem_for
-from envs.sim.config import ClusterConfig, FaultConfig, available_clusters, load_cluster_config
 from k8s_gpu_rl.config import replace, to_dict
+from k8s_gpu_rl.envs.config import EnvConfig, gpumem_for
+from k8s_gpu_rl.envs.sim.config import (
+    ClusterConfig,
+    FaultConfig,
+    available_clusters,
+    load_cluster_config,
+)
 from k8s_gpu_rl.errors import ConfigError
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
-import envs
-from envs.k8s_gpu_env import K8sGpuEnv
-from envs.observation import FEATURE_NAMES, FEATURES
+from k8s_gpu_rl import envs
+from k8s_gpu_rl.envs.k8s_gpu_env import K8sGpuEnv
+from k8s_gpu_rl.envs.observation import FEATURE_NAMES, FEATURES
 from k8s_gpu_rl.errors import ConfigError
 
 HOLD = np.array([2, 1])  # replica delta 0, share step 0: keep the initial Deployment

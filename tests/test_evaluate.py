@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from evaluation import aggregate
-from evaluation.io import write_json_atomic
-from evaluation.stats import hedges_g, mean_ci, welch_test
+from k8s_gpu_rl.evaluation import aggregate
+from k8s_gpu_rl.evaluation.io import write_json_atomic
+from k8s_gpu_rl.evaluation.stats import hedges_g, mean_ci, welch_test
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -226,7 +226,7 @@ def test_ppo_from_the_newest_run_directory(tmp_path: Path) -> None:
 
 
 def test_runs_finished_before_a_crash_are_on_disk(tmp_path: Path, monkeypatch) -> None:
-    from evaluation import runner
+    from k8s_gpu_rl.evaluation import runner
 
     calls = {"n": 0}
     real = runner.run_episode
@@ -247,7 +247,7 @@ def test_runs_finished_before_a_crash_are_on_disk(tmp_path: Path, monkeypatch) -
 
 
 def test_training_only_env_fields_are_not_evaluated(tmp_path) -> None:
-    from evaluation import runner
+    from k8s_gpu_rl.evaluation import runner
 
     run = tmp_path / "run"
     run.mkdir()

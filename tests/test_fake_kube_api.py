@@ -13,7 +13,10 @@ import urllib.error
 import urllib.request
 
 import pytest
-from fake_kube_api import (
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from k8s_gpu_rl.testing.fake_kube_api import (
     FakeKubeApi,
     json_merge_patch,
     json_patch,
@@ -22,8 +25,6 @@ from fake_kube_api import (
     strategic_merge_patch,
     wait_until,
 )
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,4 +1,4 @@
-"""HAMi placement rules (``envs.sim.hami``) case by case, as pure functions.
+"""HAMi placement rules (``k8s_gpu_rl.envs.sim.hami``) case by case, as pure functions.
 
 The rules under test are the ones ``../shared/FACTS.md`` states for HAMi chart v2.10: a GPU
 fits a task unless its split count is used up, free memory or free cores are below the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from envs.sim.hami import GpuSlot, allocate, capacity, fits, place, release
+from k8s_gpu_rl.envs.sim.hami import GpuSlot, allocate, capacity, fits, place, release
 
 RTX3080_MIB = 10240
 

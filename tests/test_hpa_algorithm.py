@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from baselines.hpa_algorithm import (
+from k8s_gpu_rl.baselines.hpa_algorithm import (
     DEFAULT_TOLERANCES,
     HpaHistory,
     HpaMetricsError,

@@ -16,8 +16,8 @@ import pytest
 import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
-from envs.backends.local.server import ComputeShareLimiter
-from loadprofiles.kserve_v2 import HEADER_LENGTH, build_infer_request, random_input
+from k8s_gpu_rl.envs.backends.local.server import ComputeShareLimiter
+from k8s_gpu_rl.loadprofiles.kserve_v2 import HEADER_LENGTH, build_infer_request, random_input
 
 if TYPE_CHECKING:
     from local_fixtures import ServerProcess
@@ -537,7 +537,7 @@ def test_malformed_http_chunked_body_and_dropped_clients(server: ServerProcess) 
 
 
 def test_dynamic_batcher_preferred_size_and_queue_delay() -> None:
-    from envs.backends.local.server import DynamicBatcher, TritonMetrics
+    from k8s_gpu_rl.envs.backends.local.server import DynamicBatcher, TritonMetrics
 
     metrics = TritonMetrics(MODEL, "1", 1.0)
     sizes: list[int] = []

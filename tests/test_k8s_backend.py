@@ -3,7 +3,7 @@
 * Kubernetes: :class:`FakeKubeApi` (tests/fake_kube_api.py), an HTTP-level API server with
   a small deployment controller; the unmodified ``kubernetes`` client talks to it.
 * Prometheus: a real Prometheus (``PrometheusServer``) scraping a real inference server
-  (``python -m envs.backends.local.server``, Triton's metric names; the target labelled
+  (``python -m k8s_gpu_rl.envs.backends.local.server``, Triton's metric names; the target labelled
   ``namespace``/``pod``/``container`` as a PodMonitor does) and a ``ClusterExporter``
   publishing kube-state-metrics, cAdvisor, DCGM and HAMi names for the fake's Deployment.
 * Load: real headless Locust (``LocustRun``) against the server, end to end.
@@ -26,19 +26,19 @@ import psutil
 import pytest
 import requests
 
-from envs.backends.k8s.backend import K8sBackend, hpa_behavior
-from envs.backends.k8s.options import K8sOptions
-from envs.backends.local.exporter import ClusterExporter, ClusterSample, PodSample
-from envs.backends.local.procs import ProcessGroup, free_port
-from envs.backends.local.promserver import PrometheusServer
-from envs.observation import FEATURES
-from envs.sim.config import load_cluster_config
+from k8s_gpu_rl.envs.backends.k8s.backend import K8sBackend, hpa_behavior
+from k8s_gpu_rl.envs.backends.k8s.options import K8sOptions
+from k8s_gpu_rl.envs.backends.local.exporter import ClusterExporter, ClusterSample, PodSample
+from k8s_gpu_rl.envs.backends.local.procs import ProcessGroup, free_port
+from k8s_gpu_rl.envs.backends.local.promserver import PrometheusServer
+from k8s_gpu_rl.envs.observation import FEATURES
+from k8s_gpu_rl.envs.sim.config import load_cluster_config
 from k8s_gpu_rl.errors import BackendError
-from loadprofiles import load_profile
-from loadprofiles.kserve_v2 import build_infer_request, random_input
+from k8s_gpu_rl.loadprofiles import load_profile
+from k8s_gpu_rl.loadprofiles.kserve_v2 import build_infer_request, random_input
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_kube_api import FakeKubeApi, parse_quantity, wait_until  # noqa: E402
+from k8s_gpu_rl.testing.fake_kube_api import FakeKubeApi, parse_quantity, wait_until  # noqa: E402
 
 pytest_plugins = ["local_fixtures"]  # onnx_model, model_repository
 
@@ -471,10 +471,10 @@ DRIVER = """
 import signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
 sys.path.insert(0, {root!r})
-from envs.backends.k8s.backend import K8sBackend
-from envs.backends.k8s.options import K8sOptions
-from envs.sim.config import load_cluster_config
-from loadprofiles import load_profile
+from k8s_gpu_rl.envs.backends.k8s.backend import K8sBackend
+from k8s_gpu_rl.envs.backends.k8s.options import K8sOptions
+from k8s_gpu_rl.envs.sim.config import load_cluster_config
+from k8s_gpu_rl.loadprofiles import load_profile
 
 b = K8sBackend(
     load_cluster_config("rtx3080"),
@@ -718,8 +718,8 @@ def test_live_hpa_is_created_and_deleted(fake: FakeKubeApi, tmp_path: Path) -> N
 def test_runner_installs_the_live_hpa_per_policy(
     fake: FakeKubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from baselines.hpa import HpaPolicy
-    from evaluation import runner
+    from k8s_gpu_rl.baselines.hpa import HpaPolicy
+    from k8s_gpu_rl.evaluation import runner
 
     calls: list[tuple[str, Any]] = []
 
@@ -732,7 +732,7 @@ def test_runner_installs_the_live_hpa_per_policy(
 
     plan = runner.EvalPlan(("hpa",), (), 1, 0, tmp_path, backend="k8s")
     policy = HpaPolicy(target=80, scale_down_window_s=60, max_replicas=4, min_replicas=1)
-    from baselines.hpa_algorithm import HpaSpec, ScalingRules
+    from k8s_gpu_rl.baselines.hpa_algorithm import HpaSpec, ScalingRules
 
     policy.spec = HpaSpec(max_replicas=4, min_replicas=1, scale_down=ScalingRules(60))
     assert runner._install_live_hpa(plan, "hpa", Env(), policy)
@@ -750,8 +750,8 @@ def test_runner_installs_the_live_hpa_per_policy(
 def test_end_to_end_episode_kpis_match_locust(
     stack: Stack, fake: FakeKubeApi, tmp_path: Path
 ) -> None:
-    from envs.backends.local.locust_run import read_stats
-    from envs.k8s_gpu_env import K8sGpuEnv
+    from k8s_gpu_rl.envs.backends.local.locust_run import read_stats
+    from k8s_gpu_rl.envs.k8s_gpu_env import K8sGpuEnv
 
     stack.attach(fake)
     env = K8sGpuEnv(

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from k8s_gpu_rl.errors import ConfigError
-from loadprofiles import (
+from k8s_gpu_rl.loadprofiles import (
     PROFILES_DIR,
     LoadProfile,
     Stage,
@@ -22,7 +22,7 @@ from loadprofiles import (
     user_events,
     users_at,
 )
-from loadprofiles.kserve_v2 import HEADER_LENGTH, build_infer_request, random_input
+from k8s_gpu_rl.loadprofiles.kserve_v2 import HEADER_LENGTH, build_infer_request, random_input
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WAIT = WaitTime(min=0.4, max=1.0)
@@ -286,7 +286,7 @@ def test_tick_follows_stages_and_stops_at_the_end() -> None:
 
 def test_package_imports_neither_locust_nor_gevent() -> None:
     code = (
-        "import sys, loadprofiles, loadprofiles.kserve_v2;"
+        "import sys, loadprofiles, k8s_gpu_rl.loadprofiles.kserve_v2;"
         "loadprofiles.user_events(loadprofiles.load_profile('mixed'));"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent')];"
         "assert not bad, bad"
@@ -319,14 +319,14 @@ def test_infer_request_uses_the_binary_extension() -> None:
 
 @pytest.mark.parametrize("name", ["low", "medium", "high", "mixed"])
 def test_profile_dict_round_trips_through_the_parser(name: str) -> None:
-    from loadprofiles.profile import parse_profile, profile_dict
+    from k8s_gpu_rl.loadprofiles.profile import parse_profile, profile_dict
 
     profile = load_profile(name)
     assert parse_profile(profile_dict(profile)) == profile
 
 
 def test_time_scaled_keeps_the_shape_in_a_fraction_of_the_time() -> None:
-    from loadprofiles import time_scaled, users_at
+    from k8s_gpu_rl.loadprofiles import time_scaled, users_at
 
     mixed = load_profile("mixed")
     short = time_scaled(mixed, 0.1)

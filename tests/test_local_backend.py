@@ -25,7 +25,7 @@ import numpy as np
 import psutil
 import pytest
 
-from envs.k8s_gpu_env import K8sGpuEnv
+from k8s_gpu_rl.envs.k8s_gpu_env import K8sGpuEnv
 
 pytest_plugins = ["local_fixtures"]  # onnx_model
 
@@ -196,7 +196,7 @@ def test_ctrl_c_leaves_nothing_behind(tmp_path: Path, onnx_model: Path) -> None:
             import json, signal, sys
             signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
             sys.path.insert(0, {str(ROOT)!r})
-            from envs.k8s_gpu_env import K8sGpuEnv
+            from k8s_gpu_rl.envs.k8s_gpu_env import K8sGpuEnv
             env = K8sGpuEnv(profile={str(_profile(tmp_path, 30, 30))!r}, backend="local",
                             decision_interval_s=5.0,
                             backend_options={{"model_path": {str(onnx_model)!r}}})

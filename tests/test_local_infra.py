@@ -28,10 +28,10 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from envs.backends.local.loadbalancer import HAProxy
-from envs.backends.local.locust_run import LocustRun, RequestLog
-from envs.backends.local.procs import ProcessGroup, free_port, wait_http, wait_line
-from envs.backends.local.promserver import NodeExporter, PrometheusServer
+from k8s_gpu_rl.envs.backends.local.loadbalancer import HAProxy
+from k8s_gpu_rl.envs.backends.local.locust_run import LocustRun, RequestLog
+from k8s_gpu_rl.envs.backends.local.procs import ProcessGroup, free_port, wait_http, wait_line
+from k8s_gpu_rl.envs.backends.local.promserver import NodeExporter, PrometheusServer
 from k8s_gpu_rl.errors import BackendError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -229,8 +229,8 @@ CLEANUP_SCRIPT = textwrap.dedent(
     import json, signal, sys, threading, time
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     sys.path.insert(0, {repo!r})
-    from envs.backends.local.procs import ProcessGroup, free_port, wait_line
-    from envs.backends.local.loadbalancer import HAProxy
+    from k8s_gpu_rl.envs.backends.local.procs import ProcessGroup, free_port, wait_line
+    from k8s_gpu_rl.envs.backends.local.loadbalancer import HAProxy
 
     mode = sys.argv[1]
     reaper = mode != "pdeathsig"  # without the reaper only PR_SET_PDEATHSIG protects

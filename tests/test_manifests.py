@@ -34,12 +34,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from baselines.hpa_algorithm import (
+from k8s_gpu_rl.baselines.hpa_algorithm import (
     DEFAULT_DOWNSCALE_STABILIZATION_WINDOW_S,
     DEFAULT_SCALE_DOWN_RULES,
     DEFAULT_SCALE_UP_RULES,
 )
-from baselines.hpa_algorithm import (
+from k8s_gpu_rl.baselines.hpa_algorithm import (
     DEFAULT_SYNC_PERIOD_S as HPA_SYNC_PERIOD_S,
 )
 
@@ -645,10 +645,10 @@ def test_the_mounted_files_alone_run_the_locustfile(tmp_path: Path) -> None:
         f"""
         import runpy, sys
         runpy.run_path({str(tmp_path / locustfile.lstrip("/"))!r})
-        import k8s_gpu_rl.config, loadprofiles.profile, loadprofiles.kserve_v2
-        for module in (k8s_gpu_rl.config, loadprofiles.profile, loadprofiles.kserve_v2):
+        import k8s_gpu_rl.config, k8s_gpu_rl.loadprofiles.profile, k8s_gpu_rl.loadprofiles.kserve_v2
+        for module in (k8s_gpu_rl.config, k8s_gpu_rl.loadprofiles.profile, k8s_gpu_rl.loadprofiles.kserve_v2):
             print(module.__file__)
-        print("profile", loadprofiles.profile.load_profile({profile!r}).name)
+        print("profile", k8s_gpu_rl.loadprofiles.profile.load_profile({profile!r}).name)
         """
     )
     env = {

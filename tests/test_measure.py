@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.backends.local.measure import TAIL_PROBABILITY, fit_linear, fit_transport
-from envs.sim.config import load_cluster_config
+from k8s_gpu_rl.envs.backends.local.measure import TAIL_PROBABILITY, fit_linear, fit_transport
+from k8s_gpu_rl.envs.sim.config import load_cluster_config
 
 
 def test_fit_linear_recovers_base_and_per_item() -> None:
@@ -37,7 +37,7 @@ def test_fit_transport_recovers_a_log_normal_body_and_an_exponential_tail() -> N
 
 def test_the_shipped_local_cluster_uses_the_servers_token_bucket() -> None:
     """envs/sim/clusters/local.yaml models the limiter the local servers run (0.1 s)."""
-    from envs.backends.local.server import ComputeShareLimiter
+    from k8s_gpu_rl.envs.backends.local.server import ComputeShareLimiter
 
     local = load_cluster_config("local")
     limiter = ComputeShareLimiter(0.5)

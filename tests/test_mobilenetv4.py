@@ -12,8 +12,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from envs.backends.local.mobilenetv4 import MobileNetV4ConvSmall, count_parameters
-from envs.backends.local.model import (
+from k8s_gpu_rl.envs.backends.local.mobilenetv4 import MobileNetV4ConvSmall, count_parameters
+from k8s_gpu_rl.envs.backends.local.model import (
     PbtxtError,
     ensure_onnx,
     parse_pbtxt,

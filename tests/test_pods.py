@@ -1,4 +1,4 @@
-"""The Deployment controller's arithmetic (``envs.sim.pods``), counts in, counts out.
+"""The Deployment controller's arithmetic (``k8s_gpu_rl.envs.sim.pods``), counts in, counts out.
 
 ``rollout_plan`` must behave as Kubernetes' RollingUpdate strategy: maxSurge rounds up,
 maxUnavailable rounds down; during a rollout the Deployment never holds more than
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from envs.sim.pods import (
+from k8s_gpu_rl.envs.sim.pods import (
     Phase,
     Pod,
     RolloutPlan,
@@ -183,7 +183,7 @@ def test_pod_is_ready_from_its_ready_instant() -> None:
 def test_rollout_can_start_rules() -> None:
     """Same share: nothing to roll; during a rollout: never; maxUnavailable >= 1: always;
     else only if a new pod fits beside the current ones."""
-    from envs.sim.pods import Template, rollout_can_start
+    from k8s_gpu_rl.envs.sim.pods import Template, rollout_can_start
 
     cur, new = Template(50, 5120), Template(30, 3072)
     calls = []

@@ -1,4 +1,4 @@
-"""The simulated Prometheus (``envs.sim.prometheus``) against hand-computed PromQL results.
+"""The simulated Prometheus (``k8s_gpu_rl.envs.sim.prometheus``) against hand-computed PromQL results.
 
 ``extrapolated_rate`` must give what Prometheus' ``rate()`` gives (``promql/functions.go``,
 extrapolatedRate): the increase between the first and last sample in the range (counter
@@ -15,8 +15,8 @@ import math
 import numpy as np
 import pytest
 
-from envs.sim import state as st
-from envs.sim.prometheus import (
+from k8s_gpu_rl.envs.sim import state as st
+from k8s_gpu_rl.envs.sim.prometheus import (
     DEPLOYMENT_GAUGES,
     GPU_GAUGES,
     LOOKBACK_S,

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
-from agents.callbacks import GracefulStop
-from agents.ppo_config import TrainingConfig, load_defaults, load_run_config
+from k8s_gpu_rl.agents.callbacks import GracefulStop
+from k8s_gpu_rl.agents.ppo_config import TrainingConfig, load_defaults, load_run_config
 from k8s_gpu_rl.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,7 +115,7 @@ def test_resume_continues_counting_timesteps(first_run: Path, tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_sigint_saves_a_resumable_model(tiny_config: Path, tmp_path: Path) -> None:
-    from agents.policy import PPOPolicy
+    from k8s_gpu_rl.agents.policy import PPOPolicy
 
     out = tmp_path / "runs"
     args = ["--profile", "mixed", "--timesteps", "1000000", "--n-envs", "2", "--out", out]
@@ -166,8 +166,8 @@ def test_user_mistakes_exit_2_without_traceback(case: str, tmp_path: Path) -> No
 
 
 def test_policy_predicts_valid_actions_deterministically(first_run: Path) -> None:
-    from agents.policy import PPOPolicy
-    from envs.k8s_gpu_env import K8sGpuEnv
+    from k8s_gpu_rl.agents.policy import PPOPolicy
+    from k8s_gpu_rl.envs.k8s_gpu_env import K8sGpuEnv
 
     policy = PPOPolicy.load(first_run)
     count = policy.obs_stats.obs_rms.count

@@ -1,4 +1,4 @@
-"""The seam between :class:`~envs.k8s_gpu_env.K8sGpuEnv` and a cluster.
+"""The seam between :class:`~k8s_gpu_rl.envs.k8s_gpu_env.K8sGpuEnv` and a cluster.
 
 A backend does what a controller can do on a real cluster (scale the Deployment, patch
 its vGPU limits), lets time pass, and reports what Prometheus holds and what the load
@@ -108,7 +108,7 @@ class Backend(Protocol):
     def advance(self, duration_s: float) -> IntervalRecord: ...
 
     def observe(self, window_s: float) -> dict[str, float]:
-        """Raw feature values (see ``envs.observation``) at the current time."""
+        """Raw feature values (see ``k8s_gpu_rl.envs.observation``) at the current time."""
         ...
 
     def deployment(self) -> DeploymentState: ...

@@ -1,4 +1,4 @@
-"""The simulated-cluster backend: :class:`~envs.sim.cluster.SimCluster` behind the seam."""
+"""The simulated-cluster backend: :class:`~k8s_gpu_rl.envs.sim.cluster.SimCluster` behind the seam."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import math
 
 import numpy as np
 
-from envs.backends.base import DeploymentState, IntervalRecord, PodMetrics
-from envs.observation import evaluate_sim
-from envs.sim import state as st
-from envs.sim.cluster import SimCluster
-from envs.sim.config import ClusterConfig
-from envs.sim.pods import Phase
-from loadprofiles import LoadProfile
+from k8s_gpu_rl.envs.backends.base import DeploymentState, IntervalRecord, PodMetrics
+from k8s_gpu_rl.envs.observation import evaluate_sim
+from k8s_gpu_rl.envs.sim import state as st
+from k8s_gpu_rl.envs.sim.cluster import SimCluster
+from k8s_gpu_rl.envs.sim.config import ClusterConfig
+from k8s_gpu_rl.envs.sim.pods import Phase
+from k8s_gpu_rl.loadprofiles import LoadProfile
 
 PHASE_NAMES = {
     Phase.PENDING: "Pending",

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.sim.cluster import SimCluster
-from envs.sim.config import ClusterConfig
-from envs.sim.prometheus import GPU_GAUGES
-from loadprofiles import LoadProfile, load_profile
+from k8s_gpu_rl.envs.sim.cluster import SimCluster
+from k8s_gpu_rl.envs.sim.config import ClusterConfig
+from k8s_gpu_rl.envs.sim.prometheus import GPU_GAUGES
+from k8s_gpu_rl.loadprofiles import LoadProfile, load_profile
 
 MEASURED: dict[str, float] = {
     "mean_latency_ms": 72.0,

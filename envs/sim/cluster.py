@@ -3,7 +3,7 @@
 :class:`SimCluster` knows nothing of Gymnasium. It is driven by two verbs, the ones a
 controller has on a real cluster (``scale`` and ``set_share``), and ``advance`` moves
 cluster time forward. Requests are simulated one by one by the compiled kernel
-(``envs.sim.kernel``); this module decides, between kernel runs, everything a pod's
+(``k8s_gpu_rl.envs.sim.kernel``); this module decides, between kernel runs, everything a pod's
 lifecycle needs, at the instants it happens (a pod turning ready, a crash, a restart, a
 termination, a fault, a scrape).
 """
@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from envs.sim import hami, kernel
-from envs.sim import state as st
-from envs.sim.config import ClusterConfig
-from envs.sim.faults import FaultsMixin
-from envs.sim.pods import (
+from k8s_gpu_rl.envs.sim import hami, kernel
+from k8s_gpu_rl.envs.sim import state as st
+from k8s_gpu_rl.envs.sim.config import ClusterConfig
+from k8s_gpu_rl.envs.sim.faults import FaultsMixin
+from k8s_gpu_rl.envs.sim.pods import (
     LIVE,
     Phase,
     Pod,
@@ -28,11 +28,11 @@ from envs.sim.pods import (
     rollout_can_start,
     rollout_plan,
 )
-from envs.sim.prometheus import PromSim
-from envs.sim.rng import seed_state
-from envs.sim.scrape import scrape
+from k8s_gpu_rl.envs.sim.prometheus import PromSim
+from k8s_gpu_rl.envs.sim.rng import seed_state
+from k8s_gpu_rl.envs.sim.scrape import scrape
 from k8s_gpu_rl.errors import BackendError
-from loadprofiles import LoadProfile, user_events
+from k8s_gpu_rl.loadprofiles import LoadProfile, user_events
 
 
 @dataclass

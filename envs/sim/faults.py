@@ -1,7 +1,7 @@
 """Fault injection for the simulated cluster: GPU and node failures, pod crashes, scrape gaps.
 
 A cluster config's ``faults:`` list names what fails and when; :class:`FaultsMixin` (part
-of :class:`~envs.sim.cluster.SimCluster`) applies each at its instant and recovers GPUs
+of :class:`~k8s_gpu_rl.envs.sim.cluster.SimCluster`) applies each at its instant and recovers GPUs
 and nodes after their duration. Every fault and recovery is reported in the interval's
 ``events``, so the environment can put it in ``info``.
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 
-from envs.sim import kernel
-from envs.sim.pods import Phase
+from k8s_gpu_rl.envs.sim import kernel
+from k8s_gpu_rl.envs.sim.pods import Phase
 
 
 class FaultsMixin:
-    """The fault verbs of :class:`~envs.sim.cluster.SimCluster` (which owns the state)."""
+    """The fault verbs of :class:`~k8s_gpu_rl.envs.sim.cluster.SimCluster` (which owns the state)."""
 
     def _next_fault_s(self) -> float:
         if self._fault_pos < len(self._faults):

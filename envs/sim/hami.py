@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from envs.sim.config import ClusterConfig
+    from k8s_gpu_rl.envs.sim.config import ClusterConfig
 
 Policy = Literal["binpack", "spread"]
 

@@ -3,7 +3,7 @@
 One call of :func:`run_until` advances closed-loop Locust users, kube-proxy load
 balancing, each pod's HTTP front end (CPU), Triton's dynamic batcher and the GPU to a
 given instant (``kernel.c`` documents the model). Pod lifecycle (scheduling, start-up,
-rolling updates, faults) is decided in ``envs.sim.cluster``; it only writes the instants
+rolling updates, faults) is decided in ``k8s_gpu_rl.envs.sim.cluster``; it only writes the instants
 a pod accepts traffic, stops accepting it, or dies.
 
 Why C: the simulator must run about 2 million requests a second to give PPO 1,000
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.sim.state import N_COUNTERS, ServingState
+from k8s_gpu_rl.envs.sim.state import N_COUNTERS, ServingState
 from k8s_gpu_rl.errors import BackendError
 
 DONE = 0

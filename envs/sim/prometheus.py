@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.sim import kernel
+from k8s_gpu_rl.envs.sim import kernel
 
 ROWS = 16  # scrapes kept: enough for a 5-minute window at 30 s
 SERIES = 256  # pod series columns (a pod's column is its uid modulo this)
 LOOKBACK_S = 300.0  # instant-vector lookback delta
 
-# per-pod counters, in the order of envs.sim.state.C_* (the same columns)
+# per-pod counters, in the order of k8s_gpu_rl.envs.sim.state.C_* (the same columns)
 POD_COUNTERS = (
     "nv_inference_request_success",
     "nv_inference_request_failure",

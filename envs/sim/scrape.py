@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from envs.sim import state as st
-from envs.sim.pods import Phase
-from envs.sim.prometheus import DEPLOYMENT_GAUGES, GPU_GAUGES, POD_GAUGES, SERIES
+from k8s_gpu_rl.envs.sim import state as st
+from k8s_gpu_rl.envs.sim.pods import Phase
+from k8s_gpu_rl.envs.sim.prometheus import DEPLOYMENT_GAUGES, GPU_GAUGES, POD_GAUGES, SERIES
 
 if TYPE_CHECKING:
-    from envs.sim.cluster import SimCluster
+    from k8s_gpu_rl.envs.sim.cluster import SimCluster
 
 MIB = 1024 * 1024
 _PG = {name: i for i, name in enumerate(POD_GAUGES)}

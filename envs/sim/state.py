@@ -1,7 +1,7 @@
 """The serving state the compiled kernel advances: users, requests, pods and counters.
 
 Everything is a preallocated NumPy array owned by Python; the C kernel
-(``envs/sim/kernel.c`` through ``envs.sim.kernel``) works on them in place and resumes
+(``envs/sim/kernel.c`` through ``k8s_gpu_rl.envs.sim.kernel``) works on them in place and resumes
 exactly where it stopped. The C ``State`` struct mirrors these fields.
 
 Index constants name the columns of the packed arrays:

@@ -6,18 +6,18 @@ Time is wall-clock time, as on the ``local`` backend. Per episode:
   remembers its original replicas, vGPU limits (and requests), pod-template annotations
   and schedulerName, brings it to the cluster config's replicas and share, waits (at most
   ``rollout_timeout_s``) for the rollout to finish, and starts a real headless Locust
-  (``envs.backends.local.locust_run``) with the episode's load profile against
+  (``k8s_gpu_rl.envs.backends.local.locust_run``) with the episode's load profile against
   ``service_url``; the episode's time 0 is the start of Locust's load shape.
 * ``apply()`` sets replicas through the scale subresource and the share through a
   strategic-merge patch of the container's ``nvidia.com/gpucores``/``gpumem`` limits
-  (:mod:`envs.backends.k8s.kube`). It sends nothing when nothing changes, and nothing
+  (:mod:`k8s_gpu_rl.envs.backends.k8s.kube`). It sends nothing when nothing changes, and nothing
   either while the observation is stale (``metrics_age > stale_after_s`` or Prometheus
   unreachable: it holds and records an event); stale for ``stop_after_s`` stops the run
   with a :class:`BackendError`. Bounds are checked before any request.
 * ``advance()`` sleeps to the interval's end, listing the pods every ``pod_poll_s`` to
   integrate vGPU-, replica-, GPU-memory- and CPU-request-seconds; the latencies come from
   Locust's per-request log, the GPU work and CPU seconds from Prometheus.
-* ``observe()`` evaluates ``envs.observation``'s PromQL against the cluster's Prometheus.
+* ``observe()`` evaluates ``k8s_gpu_rl.envs.observation``'s PromQL against the cluster's Prometheus.
 * ``close()`` (idempotent; also registered with ``atexit``) stops Locust, deletes the HPA
   it created and restores the Deployment's original replicas, limits, annotations and
   schedulerName in one patch. Ctrl-C raises KeyboardInterrupt through the env; the
@@ -43,17 +43,17 @@ from typing import Any
 import numpy as np
 import yaml
 
-from envs.backends.base import DeploymentState, IntervalRecord, PodMetrics
-from envs.backends.k8s.kube import GPUCORES, GPUMEM, KubeApi
-from envs.backends.k8s.options import K8sOptions
-from envs.backends.promql import PrometheusClient
-from envs.observation import interval_queries, pod_queries, queries
-from envs.sim import hami
-from envs.sim.config import ClusterConfig
-from envs.sim.pods import Template, rollout_can_start
+from k8s_gpu_rl.envs.backends.base import DeploymentState, IntervalRecord, PodMetrics
+from k8s_gpu_rl.envs.backends.k8s.kube import GPUCORES, GPUMEM, KubeApi
+from k8s_gpu_rl.envs.backends.k8s.options import K8sOptions
+from k8s_gpu_rl.envs.backends.promql import PrometheusClient
+from k8s_gpu_rl.envs.observation import interval_queries, pod_queries, queries
+from k8s_gpu_rl.envs.sim import hami
+from k8s_gpu_rl.envs.sim.config import ClusterConfig
+from k8s_gpu_rl.envs.sim.pods import Template, rollout_can_start
 from k8s_gpu_rl.errors import BackendError
-from loadprofiles import LoadProfile
-from loadprofiles.profile import profile_dict, users_at
+from k8s_gpu_rl.loadprofiles import LoadProfile
+from k8s_gpu_rl.loadprofiles.profile import profile_dict, users_at
 
 REVISION = "deployment.kubernetes.io/revision"
 HASH = "pod-template-hash"
@@ -104,7 +104,7 @@ class _Episode:
 
 
 class K8sBackend:
-    """A live cluster behind the :class:`~envs.backends.base.Backend` seam."""
+    """A live cluster behind the :class:`~k8s_gpu_rl.envs.backends.base.Backend` seam."""
 
     def __init__(
         self,
@@ -257,8 +257,8 @@ class K8sBackend:
             time.sleep(min(self.options.pod_poll_s, 0.5))
 
     def _start_episode(self) -> None:
-        from envs.backends.local.locust_run import LocustRun
-        from envs.backends.local.procs import ProcessGroup
+        from k8s_gpu_rl.envs.backends.local.locust_run import LocustRun
+        from k8s_gpu_rl.envs.backends.local.procs import ProcessGroup
 
         group = ProcessGroup(prefix="k8sgpurl-k8s-")
         try:
@@ -335,7 +335,7 @@ class K8sBackend:
         return min(room, (o.gpus_total * o.max_gpucores_per_gpu) // max(1, int(gpucores)))
 
     def rollout_can_start(self, replicas: int, gpucores: int, gpumem_mib: int) -> bool:
-        """The simulator's rule (:func:`envs.sim.pods.rollout_can_start`) on the real pods."""
+        """The simulator's rule (:func:`k8s_gpu_rl.envs.sim.pods.rollout_can_start`) on the real pods."""
         state = self.deployment()
 
         def new_pod_fits() -> bool:
@@ -675,8 +675,8 @@ class K8sBackend:
 
 def hpa_behavior(scale_down_window_s: int | None = None) -> dict[str, Any]:
     """autoscaling/v2 ``spec.behavior`` with the API defaults written out
-    (``baselines.hpa_algorithm``), the scale-down window as given (None: 300 s)."""
-    from baselines.hpa_algorithm import HpaSpec, ScalingRules
+    (``k8s_gpu_rl.baselines.hpa_algorithm``), the scale-down window as given (None: 300 s)."""
+    from k8s_gpu_rl.baselines.hpa_algorithm import HpaSpec, ScalingRules
 
     down = None if scale_down_window_s is None else ScalingRules(int(scale_down_window_s))
     spec = HpaSpec(max_replicas=1, scale_down=down)

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from envs.backends.k8s.options import K8sOptions
+from k8s_gpu_rl.envs.backends.k8s.options import K8sOptions
 from k8s_gpu_rl.errors import BackendError
 
 GPUCORES = "nvidia.com/gpucores"

@@ -1,17 +1,17 @@
 """The ``local`` backend: the whole serving loop, for real, on this machine.
 
-Per episode it starts, in one :class:`~envs.backends.local.procs.ProcessGroup` (so that
+Per episode it starts, in one :class:`~k8s_gpu_rl.envs.backends.local.procs.ProcessGroup` (so that
 nothing outlives it, also after Ctrl-C or a crash):
 
 * the Deployment's pods: real inference servers (ONNX Runtime, KServe v2, Triton's
-  metric names), run by :class:`~envs.backends.local.deployment.LocalDeployment`;
+  metric names), run by :class:`~k8s_gpu_rl.envs.backends.local.deployment.LocalDeployment`;
 * HAProxy in front of the Ready pods (the Service), reloaded gracefully on every change;
 * Prometheus scraping the pods (as a PodMonitor would, with ``namespace``/``pod``/
   ``container`` labels), the cluster exporter (kube-state-metrics, cAdvisor, DCGM and HAMi
-  names; ``envs.backends.local.exporter``) and a node exporter;
+  names; ``k8s_gpu_rl.envs.backends.local.exporter``) and a node exporter;
 * Locust, headless, with the project's locustfile and the episode's load profile.
 
-The observation comes from Prometheus through ``envs.observation``'s PromQL, the same
+The observation comes from Prometheus through ``k8s_gpu_rl.envs.observation``'s PromQL, the same
 queries the Kubernetes backend sends; the KPIs come from Locust's own measurement of each
 request (``K8SGPURL_REQUEST_LOG``). Time is wall-clock time: an episode lasts as long as
 its profile.
@@ -36,8 +36,8 @@ import psutil
 import requests
 import yaml
 
-from envs.backends.base import DeploymentState, IntervalRecord, PodMetrics
-from envs.backends.local.deployment import (
+from k8s_gpu_rl.envs.backends.base import DeploymentState, IntervalRecord, PodMetrics
+from k8s_gpu_rl.envs.backends.local.deployment import (
     HOLDS_DEVICE,
     PENDING,
     READY,
@@ -45,12 +45,12 @@ from envs.backends.local.deployment import (
     LocalPod,
     ServerCommand,
 )
-from envs.backends.local.exporter import ClusterExporter, ClusterSample, PodSample
-from envs.observation import evaluate_live, queries
-from envs.sim.config import ClusterConfig
+from k8s_gpu_rl.envs.backends.local.exporter import ClusterExporter, ClusterSample, PodSample
+from k8s_gpu_rl.envs.observation import evaluate_live, queries
+from k8s_gpu_rl.envs.sim.config import ClusterConfig
 from k8s_gpu_rl.errors import BackendError
-from loadprofiles import LoadProfile
-from loadprofiles.profile import profile_dict, users_at
+from k8s_gpu_rl.loadprofiles import LoadProfile
+from k8s_gpu_rl.loadprofiles.profile import profile_dict, users_at
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUSY = "k8sgpurl_compute_busy_seconds_total"
@@ -81,7 +81,7 @@ class LocalOptions:
 
 
 class LocalBackend:
-    """Real processes behind the :class:`~envs.backends.base.Backend` seam."""
+    """Real processes behind the :class:`~k8s_gpu_rl.envs.backends.base.Backend` seam."""
 
     def __init__(
         self, config: ClusterConfig, profile: LoadProfile, options: LocalOptions | None = None
@@ -161,8 +161,8 @@ class _Episode:
     """One episode's processes and bookkeeping."""
 
     def __init__(self, config: ClusterConfig, profile: LoadProfile, options: LocalOptions):
-        from envs.backends.local.loadbalancer import HAProxy
-        from envs.backends.local.procs import ProcessGroup, free_port
+        from k8s_gpu_rl.envs.backends.local.loadbalancer import HAProxy
+        from k8s_gpu_rl.envs.backends.local.procs import ProcessGroup, free_port
 
         self.config, self.profile, self.options = config, profile, options
         self.group = ProcessGroup(keep=options.keep_run_dir)
@@ -203,7 +203,7 @@ class _Episode:
 
     # -- start and stop ----------------------------------------------------------------------
     def _model_repository(self) -> Path:
-        from envs.backends.local.model import ensure_onnx, write_model_repository
+        from k8s_gpu_rl.envs.backends.local.model import ensure_onnx, write_model_repository
 
         onnx = Path(self.options.model_path) if self.options.model_path else ensure_onnx()
         if not onnx.is_file():
@@ -220,8 +220,8 @@ class _Episode:
         return repo
 
     def start(self) -> None:
-        from envs.backends.local.locust_run import LocustRun
-        from envs.backends.local.promserver import NodeExporter, PrometheusServer
+        from k8s_gpu_rl.envs.backends.local.locust_run import LocustRun
+        from k8s_gpu_rl.envs.backends.local.promserver import NodeExporter, PrometheusServer
 
         o = self.options
         try:

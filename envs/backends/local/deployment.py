@@ -1,7 +1,7 @@
 """A Deployment controller for real processes: the local testbed's kubelet and ReplicaSet.
 
-Each pod is one inference-server process (``envs.backends.local.server``). The controller
-runs the same decisions the simulator takes from Kubernetes (``envs.sim.pods``): the
+Each pod is one inference-server process (``k8s_gpu_rl.envs.backends.local.server``). The controller
+runs the same decisions the simulator takes from Kubernetes (``k8s_gpu_rl.envs.sim.pods``): the
 RollingUpdate arithmetic of the Deployment controller, the ReplicaSet's deletion order,
 HAMi's placement rules against the machine's one "GPU" (a pod that does not fit stays
 Pending), readiness from ``GET /v2/health/ready``, and graceful termination (out of the
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import requests
 
-from envs.sim import hami
-from envs.sim.config import ClusterConfig
-from envs.sim.pods import Template, rollout_can_start, rollout_plan
+from k8s_gpu_rl.envs.sim import hami
+from k8s_gpu_rl.envs.sim.config import ClusterConfig
+from k8s_gpu_rl.envs.sim.pods import Template, rollout_can_start, rollout_plan
 from k8s_gpu_rl.errors import BackendError
 
 PENDING, STARTING, READY, TERMINATING, GONE = (
@@ -179,7 +179,7 @@ class LocalDeployment:
         return hami.capacity(self.slots(exclude_deployment=True), gpumem_mib, gpucores)
 
     def rollout_can_start(self, replicas: int, gpucores: int, gpumem_mib: int) -> bool:
-        """The simulator's rule (:func:`envs.sim.pods.rollout_can_start`) on the real pods."""
+        """The simulator's rule (:func:`k8s_gpu_rl.envs.sim.pods.rollout_can_start`) on the real pods."""
         d = self.cluster.deployment
         with self._lock:
             return rollout_can_start(
@@ -294,7 +294,7 @@ class LocalDeployment:
         argv = [
             sys.executable,
             "-m",
-            "envs.backends.local.server",
+            "k8s_gpu_rl.envs.backends.local.server",
             "--model-repository",
             str(self.server.model_repository),
             "--model",

@@ -1,7 +1,7 @@
 """The cluster-side series a Kubernetes cluster's exporters publish, for the local testbed.
 
 On the user's cluster, kube-state-metrics, the kubelet's cAdvisor, DCGM exporter and
-HAMi's device plugin publish the series the observation queries (``envs.observation``).
+HAMi's device plugin publish the series the observation queries (``k8s_gpu_rl.envs.observation``).
 On one machine there is no kubelet or GPU, so this exporter publishes the same names,
 with the labels those exporters give, from what the local Deployment controller knows:
 
@@ -16,7 +16,7 @@ with the labels those exporters give, from what the local Deployment controller 
 | ``hami_vgpu_memory_limit_bytes``, ``hami_vgpu_memory_used_bytes``, ``hami_container_device_utilization_ratio`` | per pod: gpumem, resident memory, busy ratio | HAMi device plugin |
 
 The local "GPU" is the compute the servers' ``--gpucores`` limiter hands out: 100 % is one
-core's inference time (see ``envs.backends.local.server``). The issue-5 tests also use
+core's inference time (see ``k8s_gpu_rl.envs.backends.local.server``). The issue-5 tests also use
 this exporter as the stand-in for DCGM, HAMi and kube-state-metrics.
 """
 

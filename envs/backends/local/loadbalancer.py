@@ -2,7 +2,7 @@
 
 :class:`HAProxy` runs Debian's ``haproxy`` (2.6) in master-worker mode in the foreground
 (``haproxy -W -db -f <rundir>/haproxy.cfg -S <rundir>/haproxy-master.sock``) as a child
-of a :class:`~envs.backends.local.procs.ProcessGroup`.
+of a :class:`~k8s_gpu_rl.envs.backends.local.procs.ProcessGroup`.
 
 * **Balancing**: ``balance random(1)`` by default: each request goes to a server picked
   uniformly at random, as kube-proxy's default iptables mode picks a Service endpoint.
@@ -52,7 +52,7 @@ from collections.abc import Callable, Sequence
 
 import requests
 
-from envs.backends.local.procs import Managed, ProcessGroup, free_port, wait_http
+from k8s_gpu_rl.envs.backends.local.procs import Managed, ProcessGroup, free_port, wait_http
 from k8s_gpu_rl.errors import BackendError
 
 __all__ = ["HAPROXY_INSTALL_HINT", "HAProxy", "Server", "haproxy_binary"]
@@ -221,7 +221,7 @@ class HAProxy:
         """The ``haproxy.cfg`` text for ``servers`` (no side effects)."""
         inter_ms = max(100, int(self.check_interval_s * 1000))
         lines = [
-            "# written by envs.backends.local.loadbalancer; rewritten on every set_servers",
+            "# written by k8s_gpu_rl.envs.backends.local.loadbalancer; rewritten on every set_servers",
             "global",
             f"    maxconn {self.maxconn}",
             "    log stdout format raw local0 notice",

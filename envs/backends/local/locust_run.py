@@ -1,7 +1,7 @@
 """Real Locust, headless, as the local testbed's load generator.
 
 :class:`LocustRun` starts, as a child of a
-:class:`~envs.backends.local.procs.ProcessGroup`::
+:class:`~k8s_gpu_rl.envs.backends.local.procs.ProcessGroup`::
 
     python -m locust -f loadprofiles/locustfile.py --headless --host HOST
         --csv PREFIX --csv-full-history --only-summary --load-profile PROFILE
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.backends.local.procs import Managed, ProcessGroup, wait_line
+from k8s_gpu_rl.envs.backends.local.procs import Managed, ProcessGroup, wait_line
 from k8s_gpu_rl.errors import BackendError
 
 __all__ = [

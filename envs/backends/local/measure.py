@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.sim.config import ClusterConfig
-from loadprofiles import LoadProfile, Stage, WaitTime
+from k8s_gpu_rl.envs.sim.config import ClusterConfig
+from k8s_gpu_rl.loadprofiles import LoadProfile, Stage, WaitTime
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def startup_times(repo: Path, model: str, runs: int = 3, threads: int = 1) -> li
     """Seconds from launching a server to ``/v2/health/ready`` answering 200."""
     import sys
 
-    from envs.backends.local.procs import ProcessGroup, free_port, wait_http
+    from k8s_gpu_rl.envs.backends.local.procs import ProcessGroup, free_port, wait_http
 
     out = []
     with ProcessGroup() as group:
@@ -87,7 +87,7 @@ def startup_times(repo: Path, model: str, runs: int = 3, threads: int = 1) -> li
             proc = group.start(
                 f"startup-{i}",
                 [
-                    sys.executable, "-m", "envs.backends.local.server",
+                    sys.executable, "-m", "k8s_gpu_rl.envs.backends.local.server",
                     "--model-repository", str(repo), "--model", model,
                     "--http-port", str(port), "--metrics-port", str(mport),
                     "--threads", str(threads),
@@ -111,7 +111,7 @@ def probe_profile(users: int = 4, duration_s: float = 60.0) -> LoadProfile:
 
 def probe(cluster: ClusterConfig, duration_s: float = 60.0) -> dict[str, float]:
     """Run the local testbed at 1 x 100 % under light load; per-request overheads."""
-    from envs.k8s_gpu_env import K8sGpuEnv
+    from k8s_gpu_rl.envs.k8s_gpu_env import K8sGpuEnv
 
     env = K8sGpuEnv(
         profile=probe_profile(duration_s=duration_s),

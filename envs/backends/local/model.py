@@ -45,7 +45,7 @@ def export_onnx(path: str | os.PathLike[str], seed: int = 0, opset: int = 17) ->
     """
     import torch
 
-    from envs.backends.local.mobilenetv4 import MobileNetV4ConvSmall
+    from k8s_gpu_rl.envs.backends.local.mobilenetv4 import MobileNetV4ConvSmall
 
     if not 7 <= opset <= 21:
         raise ValueError(f"opset must be in 7..21, got {opset}")

@@ -1,7 +1,7 @@
 """A real Prometheus (and node exporter) for the local testbed.
 
 :class:`PrometheusServer` runs Debian's ``prometheus`` (2.42) as a child of a
-:class:`~envs.backends.local.procs.ProcessGroup`::
+:class:`~k8s_gpu_rl.envs.backends.local.procs.ProcessGroup`::
 
     prometheus --config.file=<rundir>/prometheus.yml
                --storage.tsdb.path=<rundir>/prometheus-data
@@ -44,8 +44,8 @@ from typing import Any
 import requests
 import yaml
 
-from envs.backends.local.procs import Managed, ProcessGroup, wait_http
-from envs.backends.promql import PrometheusClient, Sample
+from k8s_gpu_rl.envs.backends.local.procs import Managed, ProcessGroup, wait_http
+from k8s_gpu_rl.envs.backends.promql import PrometheusClient, Sample
 from k8s_gpu_rl.errors import BackendError
 
 __all__ = [
@@ -228,7 +228,7 @@ class PrometheusServer:
     # --- queries ---------------------------------------------------------------------------
 
     def query(self, promql: str, at: float | None = None) -> list[Sample]:
-        """An instant query (:meth:`envs.backends.promql.PrometheusClient.query`)."""
+        """An instant query (:meth:`k8s_gpu_rl.envs.backends.promql.PrometheusClient.query`)."""
         return self.client.query(promql, at)
 
     def query_scalar(self, promql: str, at: float | None = None) -> float:
@@ -285,7 +285,7 @@ class PrometheusServer:
                 for job in self._jobs
             ],
         }
-        return "# written by envs.backends.local.promserver\n" + yaml.safe_dump(
+        return "# written by k8s_gpu_rl.envs.backends.local.promserver\n" + yaml.safe_dump(
             config, sort_keys=False
         )
 

@@ -2,7 +2,7 @@
 
 Run it as::
 
-    python -m envs.backends.local.server --model-repository DIR --model mobilenetv4 \\
+    python -m k8s_gpu_rl.envs.backends.local.server --model-repository DIR --model mobilenetv4 \\
         --http-port 8000 --metrics-port 8002 [--host 127.0.0.1] [--gpucores 100] \\
         [--threads 1] [--pod NAME] [--exit-timeout-secs 30] [--http-max-input-size BYTES]
 
@@ -472,7 +472,7 @@ class ServedModel:
     """The model as the HTTP layer sees it: config, ORT session, batcher, readiness."""
 
     def __init__(self, repo: Path, name: str, threads: int, share: float, pod: str) -> None:
-        from envs.backends.local.model import read_model_config
+        from k8s_gpu_rl.envs.backends.local.model import read_model_config
 
         self.name = name
         self.version = "1"
@@ -1275,7 +1275,7 @@ def make_metrics_server(metrics: TritonMetrics, host: str, port: int) -> Threadi
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m envs.backends.local.server",
+        prog="python -m k8s_gpu_rl.envs.backends.local.server",
         description="Serve MobileNetV4 through ONNX Runtime, speaking KServe v2 as Triton does.",
     )
     p.add_argument("--model-repository", required=True, type=Path, help="Triton model repository")
