@@ -23,7 +23,10 @@ _here = _os.path.dirname(_os.path.abspath(__file__))
 if not _os.path.isdir(_os.path.join(_here, "loadprofiles")):  # a source tree, not a wheel
     __path__.append(_os.path.dirname(_here))  # type: ignore[name-defined]  # noqa: F821
 
-ENV_IDS = {"K8sGpu-v0": "k8s_gpu_rl.envs.k8s_gpu_env:K8sGpuEnv"}
+ENV_IDS = {
+    "K8sGpu-v0": "k8s_gpu_rl.envs.k8s_gpu_env:K8sGpuEnv",
+    "GpuJobScheduling-v0": "k8s_gpu_rl.envs.jobs.env:GpuJobSchedulingEnv",
+}
 """Every environment this package registers, id -> entry point."""
 
 

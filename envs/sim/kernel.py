@@ -10,8 +10,9 @@ Why C: the simulator must run about 2 million requests a second to give PPO 1,00
 environment steps a second on the ``high`` profile, and one environment must fit in
 150 MB. A numba version of this kernel reached 0.6 of that speed and needed 130 MB for
 LLVM alone. The C file has no dependencies; it is compiled once per source version with
-the system's C compiler (``$CC``, else ``cc``/``gcc``) into ``envs/sim/_build/`` (or
-``$K8SGPURL_CACHE``, or ``~/.cache/k8s-gpu-rl`` when the package directory is read-only).
+the system's C compiler (``$CC``, else ``cc``/``gcc``/``clang``) into the per-user cache
+(:func:`cache_dirs`: ``$K8SGPURL_CACHE``, else ``$XDG_CACHE_HOME/k8s-gpu-rl``, else
+``~/.cache/k8s-gpu-rl``). ``kernel.c`` ships in the wheel as package data.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from k8s_gpu_rl.cache import user_cache_dir
 from k8s_gpu_rl.envs.sim.state import N_COUNTERS, ServingState
 from k8s_gpu_rl.errors import BackendError
 
@@ -119,9 +121,11 @@ def c_state(s: ServingState) -> CState:
     return CState(**fields)
 
 
-def _cache_dirs() -> list[Path]:
-    dirs = [Path(os.environ["K8SGPURL_CACHE"])] if os.environ.get("K8SGPURL_CACHE") else []
-    return [*dirs, SOURCE.parent / "_build", Path.home() / ".cache" / "k8s-gpu-rl"]
+def cache_dirs() -> list[Path]:
+    """Where the compiled kernel is looked for and built, in order: the per-user cache
+    (:func:`k8s_gpu_rl.cache.user_cache_dir`), then the temporary directory (for a home
+    that is read-only)."""
+    return [user_cache_dir(), Path(tempfile.gettempdir()) / f"k8s-gpu-rl-{os.getuid()}"]
 
 
 def _compiler() -> str:
@@ -152,7 +156,7 @@ def library() -> ctypes.CDLL:
     digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:16]
     name = f"libsimkernel-{digest}.so"
     errors = []
-    for folder in _cache_dirs():
+    for folder in cache_dirs():
         path = folder / name
         try:
             if not path.exists():
