@@ -31,6 +31,10 @@ Go (``horizontal.go``, ``apis/autoscaling/v2/defaults.go``)  Python
 ``calculateScaleDownLimitWithBehaviors``                    :func:`scale_down_limit`
 ``convertDesiredReplicasWithBehaviorRate``                  :func:`convert_desired_replicas_with_behavior_rate`
 ``normalizeDesiredReplicasWithBehaviors``                   :func:`normalize_desired_replicas_with_behaviors`
+``normalizeDesiredReplicas`` (no ``spec.behavior``)         :func:`normalize_desired_replicas`
+``stabilizeRecommendation`` (no ``spec.behavior``)          :func:`stabilize_recommendation`
+``convertDesiredReplicasWithRules`` (no ``spec.behavior``)  :func:`convert_desired_replicas_with_rules`
+``calculateScaleUpLimit`` (no ``spec.behavior``)            :func:`calculate_scale_up_limit`
 ``markScaleEventsOutdated`` + ``storeScaleEvent``           :func:`store_scale_event`, :func:`record_scale_event`
 ``reconcileAutoscaler`` (the replica decision only)         :func:`hpa_step`
 =========================================================  ==========================================
@@ -57,6 +61,8 @@ DEFAULT_INITIAL_READINESS_DELAY_S = 30.0  # --horizontal-pod-autoscaler-initial-
 # --horizontal-pod-autoscaler-downscale-stabilization
 DEFAULT_DOWNSCALE_STABILIZATION_WINDOW_S = 300
 DEFAULT_SYNC_PERIOD_S = 15.0  # --horizontal-pod-autoscaler-sync-period
+SCALE_UP_LIMIT_FACTOR = 2.0  # horizontal.go scaleUpLimitFactor (legacy path, no spec.behavior)
+SCALE_UP_LIMIT_MINIMUM = 4.0  # horizontal.go scaleUpLimitMinimum
 _MAX_INT32 = 2**31 - 1
 _MIN_INT32 = -(2**31)
 
@@ -419,6 +425,12 @@ class HpaSpec:
     """Controller flag; a direction's ``ScalingRules.tolerance`` overrides it."""
     downscale_stabilization_window_s: int = DEFAULT_DOWNSCALE_STABILIZATION_WINDOW_S
     """Controller flag; used when ``scale_down`` sets no stabilisation window."""
+    has_behavior: bool = True
+    """False: the object has no ``spec.behavior`` (what ``kubectl autoscale`` creates). The
+    API server then fills in none, and the controller takes its legacy path
+    (:func:`normalize_desired_replicas`): scale-up at most to max(2 x current, 4) per sync,
+    the highest recommendation of the downscale window, no scale events; ``scale_up`` and
+    ``scale_down`` must then be None."""
 
     def __post_init__(self) -> None:
         _require(self.min_replicas >= 0, f"min_replicas must be >= 0, got {self.min_replicas!r}")
@@ -427,6 +439,10 @@ class HpaSpec:
             f"max_replicas must be >= 1 and >= min_replicas ({self.min_replicas}), got {self.max_replicas!r}",
         )
         _require(self.tolerance >= 0, f"tolerance must be >= 0, got {self.tolerance!r}")
+        _require(
+            self.has_behavior or (self.scale_up is None and self.scale_down is None),
+            "an HPA without spec.behavior has no scale_up/scale_down rules",
+        )
 
     def scale_up_rules(self) -> ScalingRules:
         return generate_scale_up_rules(self.scale_up)
@@ -651,6 +667,90 @@ def normalize_desired_replicas_with_behaviors(
     return replicas, replace(history, recommendations=recommendations)
 
 
+# --- the legacy path: an HPA without spec.behavior ---------------------------------------
+
+
+def stabilize_recommendation(
+    recommendations: Sequence[Recommendation],
+    desired_replicas: int,
+    window_s: float,
+    now_s: float,
+) -> tuple[int, tuple[Recommendation, ...]]:
+    """The highest recommendation not older than ``window_s`` (``stabilizeRecommendation``).
+
+    Returns it and the recommendations with ``desired`` recorded: it replaces the last
+    entry older than the window (Go's ``Before(cutoff)``), or is appended.
+    """
+    cutoff = now_s - window_s
+    highest = desired_replicas
+    old_index: int | None = None
+    for index, rec in enumerate(recommendations):
+        if rec.timestamp_s < cutoff:
+            old_index = index
+        elif rec.replicas > highest:
+            highest = rec.replicas
+    kept = list(recommendations)
+    new = Recommendation(desired_replicas, now_s)
+    if old_index is None:
+        kept.append(new)
+    else:
+        kept[old_index] = new
+    return highest, tuple(kept)
+
+
+def calculate_scale_up_limit(
+    current_replicas: int,
+    factor: float = SCALE_UP_LIMIT_FACTOR,
+    minimum: float = SCALE_UP_LIMIT_MINIMUM,
+) -> int:
+    """Most replicas one legacy sync may scale up to: ``int32(max(factor x current, minimum))``."""
+    return int(max(factor * current_replicas, minimum))
+
+
+def convert_desired_replicas_with_rules(
+    current_replicas: int,
+    desired_replicas: int,
+    min_replicas: int,
+    max_replicas: int,
+    factor: float = SCALE_UP_LIMIT_FACTOR,
+    minimum: float = SCALE_UP_LIMIT_MINIMUM,
+) -> tuple[int, str]:
+    """Clamp to [min, min(max, scale-up limit)]; returns replicas and the condition reason."""
+    limit = calculate_scale_up_limit(current_replicas, factor, minimum)
+    if max_replicas > limit:
+        allowed, reason = limit, "ScaleUpLimit"
+    else:
+        allowed, reason = max_replicas, "TooManyReplicas"
+    if desired_replicas < min_replicas:
+        return min_replicas, "TooFewReplicas"
+    if desired_replicas > allowed:
+        return allowed, reason
+    return desired_replicas, "DesiredWithinRange"
+
+
+def normalize_desired_replicas(
+    spec: HpaSpec,
+    history: HpaHistory,
+    current_replicas: int,
+    desired_replicas: int,
+    now_s: float,
+    factor: float = SCALE_UP_LIMIT_FACTOR,
+    minimum: float = SCALE_UP_LIMIT_MINIMUM,
+) -> tuple[int, HpaHistory]:
+    """The legacy path (``normalizeDesiredReplicas``): stabilise over the controller's
+    downscale window, then clamp with the fixed scale-up limit."""
+    stabilized, recommendations = stabilize_recommendation(
+        history.recommendations or (),
+        desired_replicas,
+        spec.downscale_stabilization_window_s,
+        now_s,
+    )
+    replicas, _ = convert_desired_replicas_with_rules(
+        current_replicas, stabilized, spec.min_replicas, spec.max_replicas, factor, minimum
+    )
+    return replicas, replace(history, recommendations=recommendations)
+
+
 def store_scale_event(
     events: Sequence[ScaleEvent], longest_period_s: float, replica_change: int, now_s: float
 ) -> tuple[ScaleEvent, ...]:
@@ -690,6 +790,9 @@ def hpa_step(
 ) -> tuple[int, HpaHistory]:
     """One controller sync: the new replica count and the history to pass to the next sync.
 
+    The behaviour path (:func:`normalize_desired_replicas_with_behaviors`) when the HPA has
+    a ``spec.behavior``, the legacy one (:func:`normalize_desired_replicas`) when it has not.
+
     ``metric_desired_replicas`` is the largest proposal over the HPA's metrics (e.g. a
     :func:`resource_replicas` result), or None when every metric failed this sync.
     """
@@ -704,9 +807,14 @@ def hpa_step(
     elif metric_desired_replicas is None:
         return current_replicas, history
     else:
-        desired, history = normalize_desired_replicas_with_behaviors(
+        normalize = (
+            normalize_desired_replicas_with_behaviors
+            if spec.has_behavior
+            else normalize_desired_replicas
+        )
+        desired, history = normalize(
             spec, history, current_replicas, max(metric_desired_replicas, 0), now_s
         )
-    if desired != current_replicas:
+    if desired != current_replicas and spec.has_behavior:  # Go stores no events without one
         history = record_scale_event(spec, history, current_replicas, desired, now_s)
     return desired, history
