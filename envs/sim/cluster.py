@@ -61,6 +61,8 @@ class Interval:
     """Faults and notable cluster events, human-readable."""
     users: int = 0
     """Locust users running at the end of the interval."""
+    tenant_gpu_s: float = 0.0
+    """Compute the co-located tenant got, in seconds of a whole GPU (0: no tenant)."""
 
 
 class SimCluster(FaultsMixin):
@@ -167,6 +169,7 @@ class SimCluster(FaultsMixin):
         start, end = self.now_s, self.now_s + duration_s
         vgpu_s = replica_s = running_s = mem_s = 0.0
         work_before = float(self.s.g_work_s.sum())
+        tenant_before = float(self.s.tenant[0])
         cpu_before = self._cpu_total()
         while True:
             t_next = min(self._next_control_s(), end)
@@ -198,6 +201,7 @@ class SimCluster(FaultsMixin):
             mem_s,
             events,
             int(self.s.ctr[st.K_USERS]),
+            float(self.s.tenant[0]) - tenant_before,
         )
 
     def _cpu_total(self) -> float:
@@ -413,6 +417,9 @@ class SimCluster(FaultsMixin):
             for i, (node, _) in enumerate(self.gpu_list)
         ]
         slots = hami.cluster_slots(self.config, healthy)
+        tenant = self.config.tenant
+        if tenant is not None:  # placed before the Deployment, and never moved
+            slots[tenant.gpu] = hami.allocate(slots[tenant.gpu], tenant.gpumem_mib, tenant.gpucores)
         if not exclude_deployment:
             for pod in self.pods:
                 if pod.gpu >= 0 and pod.phase != Phase.GONE:
@@ -449,6 +456,12 @@ class SimCluster(FaultsMixin):
         pr[st.P_MAX_BATCH] = c.serving.max_batch_size
         pr[st.P_UTIL_OVERREAD] = c.serving.util_overread
         pr[st.P_TOKEN_BUCKET_S] = c.hami.token_bucket_s
+        pr[st.P_CORE_POLICY] = st.CORE_POLICIES.index(c.hami.core_utilization_policy)
+        pr[st.P_CONTENTION_LEAK] = c.hami.contention_leak
+        pr[st.P_TENANT_GPU] = -1 if c.tenant is None else c.tenant.gpu
+        pr[st.P_TENANT_CAP] = (
+            1.0 if c.tenant is None or not c.tenant.gpucores else c.tenant.gpucores / 100
+        )
 
 
 def _pod_next_change(pod: Pod) -> float:

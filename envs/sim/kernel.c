@@ -7,7 +7,9 @@
  * request, or the user's kept-alive connection); after the uplink one of the pod's CPU
  * workers parses it (FIFO); Triton's dynamic batcher dispatches when the model instance
  * is idle and max_batch requests wait or the oldest waited max_queue_delay; the batch
- * runs (base + per_item * n) / effective_share on the GPU; the response travels back
+ * runs (base + per_item * n) / effective_share on the GPU (HAMi-core's core limit under
+ * its GPU_CORE_UTILIZATION_POLICY, shared with a best-effort tenant where configured);
+ * the response travels back
  * (log-normal transport with a rare slow tail); the user records the latency unless its
  * timeout fired first, thinks between(min, max) and sends again.
  *
@@ -26,8 +28,11 @@ enum {
     P_THINK_MIN_S, P_THINK_MAX_S, P_UPLINK_S, P_TRANSPORT_MEDIAN_S, P_TRANSPORT_SIGMA,
     P_TAIL_PROB, P_TAIL_MEAN_S, P_TIMEOUT_S, P_REFUSED_S, P_MAX_QUEUE_DELAY_S,
     P_BATCH_BASE_S, P_BATCH_PER_ITEM_S, P_CORE_LIMIT_STRENGTH, P_STICKY_CONNECTIONS,
-    P_MAX_BATCH, P_UTIL_OVERREAD, P_TOKEN_BUCKET_S
+    P_MAX_BATCH, P_UTIL_OVERREAD, P_TOKEN_BUCKET_S, P_CORE_POLICY, P_CONTENTION_LEAK,
+    P_TENANT_GPU, P_TENANT_CAP
 };
+/* P_CORE_POLICY: HAMi-core's GPU_CORE_UTILIZATION_POLICY */
+enum { POLICY_FORCE = 0, POLICY_DEFAULT = 1, POLICY_DISABLE = 2 };
 enum {
     C_SUCCESS, C_FAILURE, C_INFERENCES, C_EXECUTIONS, C_REQUEST_US, C_QUEUE_US,
     C_COMPUTE_US, C_CPU_S, C_GPU_BUSY_S
@@ -54,6 +59,7 @@ typedef struct {
     double *g_speed, *g_work_s, *g_hist; int64_t n_gpus;
     double *rec_t, *rec_lat_s; int8_t *rec_ok; int64_t rec_cap;
     double *timeout_next;  /* [1]: next instant a client timeout can fire (inf: none) */
+    double *tenant;        /* [2]: the best-effort tenant's GPU-seconds, and when last counted */
 } State;
 
 /* ---- random numbers: SplitMix64, as envs/sim/rng.py ---- */
@@ -195,24 +201,83 @@ static void send(State *s, int64_t user, double t) {
     s->p_next[p] = pod_next(s, p, t);
 }
 
-static double effective_share(State *s, int64_t p, double t) {
+/* Pods holding GPU g (any phase), the tenant included: HAMi-core's "alone on the GPU". */
+static int64_t holders(State *s, int64_t gpu) {
+    int64_t n = (int64_t)s->params[P_TENANT_GPU] == gpu ? 1 : 0, n_pods = s->ctr[K_N_PODS];
+    for (int64_t q = 0; q < n_pods; q++) n += s->p_gpu[q] == gpu;
+    return n;
+}
+
+/* Whether HAMi-core throttles the pods of GPU g now: always (force), never (disable), or
+ * only while another pod shares the GPU (default: a lone pod is not throttled). */
+static int throttled(State *s, int64_t gpu) {
+    int policy = (int)s->params[P_CORE_POLICY];
+    if (policy == POLICY_DISABLE) return 0;
+    return policy == POLICY_FORCE || holders(s, gpu) > 1;
+}
+
+/* The cap a share gives under the core limit (1: unthrottled). */
+static inline double cap_of(State *s, double share, int limited) {
     double strength = s->params[P_CORE_LIMIT_STRENGTH];
-    double own = strength * s->p_share[p] + (1.0 - strength), total = own;
-    int64_t gpu = s->p_gpu[p], n_pods = s->ctr[K_N_PODS];
-    for (int64_t q = 0; q < n_pods; q++)
-        if (q != p && s->p_gpu[q] == gpu && s->p_busy_until[q] > t)
-            total += strength * s->p_share[q] + (1.0 - strength);
-    return own / (total > 1.0 ? total : 1.0) * s->g_speed[gpu];
+    return limited ? strength * share + (1.0 - strength) : 1.0;
+}
+
+/* The time-sliced model. Each busy task on the GPU (pod p, the busy pods beside it, the
+ * tenant) gets its cap, normalised when the caps add up past the whole GPU; under
+ * contention (two or more busy) each cap drifts P_CONTENTION_LEAK of the way towards an
+ * even split, the limiter's measured imperfection (HAMi issue 2863: caps 10/90 ran about
+ * 1 : 7 rather than 1 : 9). Returns the compute speed of ``who`` (a pod about to run a
+ * batch, or -1 for the tenant). */
+static double sliced_speed(State *s, int64_t gpu, int64_t who, double t) {
+    int limited = throttled(s, gpu), tenant = (int64_t)s->params[P_TENANT_GPU] == gpu;
+    int64_t n_pods = s->ctr[K_N_PODS], n_busy = tenant;
+    double caps = tenant ? cap_of(s, s->params[P_TENANT_CAP], limited) : 0.0;
+    double mine = who < 0 ? caps : 0.0;
+    for (int64_t q = 0; q < n_pods; q++) {
+        if (s->p_gpu[q] != gpu || (q != who && !(s->p_busy_until[q] > t))) continue;
+        double c = cap_of(s, s->p_share[q], limited);
+        caps += c; n_busy++;
+        if (q == who) mine = c;
+    }
+    if (n_busy == 0) return 0.0;
+    double leak = n_busy > 1 ? s->params[P_CONTENTION_LEAK] : 0.0;
+    mine = (1.0 - leak) * mine + leak * caps / (double)n_busy;  /* drift to the mean cap */
+    return mine / (caps > 1.0 ? caps : 1.0) * s->g_speed[gpu];
+}
+
+static double effective_share(State *s, int64_t p, double t) {
+    return sliced_speed(s, s->p_gpu[p], p, t);
 }
 
 /* The GPU's speed for pod p when only contention limits it: shared evenly with the other
- * pods on its GPU that are executing now (the token-bucket model's kernel speed). */
+ * pods on its GPU that are executing now, and the tenant (the token-bucket model). */
 static double full_speed(State *s, int64_t p, double t) {
     int64_t gpu = s->p_gpu[p], n_pods = s->ctr[K_N_PODS];
-    double busy = 1.0;
+    double busy = 1.0 + ((int64_t)s->params[P_TENANT_GPU] == gpu);
     for (int64_t q = 0; q < n_pods; q++)
         if (q != p && s->p_gpu[q] == gpu && s->p_busy_until[q] > t) busy += 1.0;
     return s->g_speed[gpu] / busy;
+}
+
+/* Add the tenant's progress since it was last counted (its speed is constant between the
+ * dispatches and completions on its GPU, which call this first). */
+static void count_tenant(State *s, double t) {
+    int64_t gpu = (int64_t)s->params[P_TENANT_GPU];
+    if (gpu < 0) return;
+    double since = s->tenant[1];
+    if (t > since) {
+        double speed;
+        if (s->params[P_TOKEN_BUCKET_S] > 0.0) {
+            int64_t busy = 1, n_pods = s->ctr[K_N_PODS];
+            for (int64_t q = 0; q < n_pods; q++) busy += s->p_gpu[q] == gpu && s->p_busy_until[q] > since;
+            speed = s->g_speed[gpu] / (double)busy;
+            if (throttled(s, gpu) && speed > s->params[P_TENANT_CAP]) speed = s->params[P_TENANT_CAP];
+        } else {
+            speed = sliced_speed(s, gpu, -1, since);
+        }
+        s->tenant[0] += speed * (t - since);
+        s->tenant[1] = t;
+    }
 }
 
 static void dispatch(State *s, int64_t p, double t) {
@@ -226,9 +291,13 @@ static void dispatch(State *s, int64_t p, double t) {
         n++;
     }
     if (n == 0) { s->p_next[p] = pod_next(s, p, t); return; }
+    if ((int64_t)pr[P_TENANT_GPU] == s->p_gpu[p]) count_tenant(s, t);
     double work_s = pr[P_BATCH_BASE_S] + pr[P_BATCH_PER_ITEM_S] * (double)n;
     double wall_s;
-    if (pr[P_TOKEN_BUCKET_S] > 0.0) {
+    if (pr[P_TOKEN_BUCKET_S] > 0.0 && !throttled(s, s->p_gpu[p])) {
+        double speed = full_speed(s, p, t);  /* HAMi-core does not limit: contention only */
+        wall_s = work_s / (speed > 1e-6 ? speed : 1e-6);
+    } else if (pr[P_TOKEN_BUCKET_S] > 0.0) {
         /* HAMi-core's limiter: kernels run at the speed the GPU gives them while the pod
          * has tokens; tokens (busy-seconds) refill at its share, up to share x window; a
          * launch with the bucket below zero waits until it is back at zero. */
@@ -260,6 +329,7 @@ static void dispatch(State *s, int64_t p, double t) {
 
 static void complete(State *s, int64_t p, double t) {
     double timeout_s = s->params[P_TIMEOUT_S];
+    if ((int64_t)s->params[P_TENANT_GPU] == s->p_gpu[p]) count_tenant(s, t);
     int64_t head = s->p_head[p], n = s->p_batch_n[p];
     for (int64_t i = 0; i < n; i++) {
         int64_t k = Q(p, head + i), user = s->q_user[k];
@@ -281,6 +351,7 @@ static void complete(State *s, int64_t p, double t) {
 }
 
 void kill_now(State *s, int64_t p, double t) {
+    if ((int64_t)s->params[P_TENANT_GPU] == s->p_gpu[p]) count_tenant(s, t);
     for (int64_t i = s->p_head[p]; i < s->p_tail[p]; i++) {
         int64_t k = Q(p, i), user = s->q_user[k];
         COUNTER(p, C_FAILURE) += 1.0;
@@ -353,7 +424,7 @@ int run_until(State *s, double t_end, const double *ev_t, const int64_t *ev_user
         for (int64_t p = 0; p < n_pods; p++)
             if (s->p_next[p] < best) { best = s->p_next[p]; pod = p; }
         if (pod >= 0) kind = 4;
-        if (best >= t_end) { s->now[0] = t_end; return DONE; }
+        if (best >= t_end) { s->now[0] = t_end; count_tenant(s, t_end); return DONE; }
         s->now[0] = best;
         s->events[kind]++;
         switch (kind) {

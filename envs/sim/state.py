@@ -36,7 +36,14 @@ P_STICKY_CONNECTIONS = 13
 P_MAX_BATCH = 14
 P_UTIL_OVERREAD = 15
 P_TOKEN_BUCKET_S = 16
-N_PARAMS = 17
+P_CORE_POLICY = 17  # HAMi-core's GPU_CORE_UTILIZATION_POLICY: CORE_POLICIES index
+P_CONTENTION_LEAK = 18
+P_TENANT_GPU = 19  # global index of the best-effort tenant's GPU (-1: no tenant)
+P_TENANT_CAP = 20  # the tenant's gpucores / 100 (1: no limit)
+N_PARAMS = 21
+
+CORE_POLICIES = ("force", "default", "disable")
+"""P_CORE_POLICY's values, in kernel.c's order."""
 
 # per-pod cumulative counters
 C_SUCCESS = 0  # nv_inference_request_success
@@ -81,6 +88,7 @@ class ServingState(NamedTuple):
     h_u: np.ndarray
     h_g: np.ndarray
     timeout_next: np.ndarray  # float64[1], no later than the earliest waiting deadline
+    tenant: np.ndarray  # float64[2], the tenant's GPU-seconds so far, and when last counted
     # pods
     p_accept_from: np.ndarray  # float64[P], first instant the pod is an endpoint (inf: never)
     p_accept_until: np.ndarray  # float64[P], removed from endpoints (inf: not yet)
@@ -135,6 +143,7 @@ def allocate(
         h_u=np.zeros(4 * users + 64, np.int64),
         h_g=np.zeros(4 * users + 64, np.int64),
         timeout_next=np.full(1, np.inf),
+        tenant=np.zeros(2, f8),
         p_accept_from=np.full(max_pods, np.inf),
         p_accept_until=np.full(max_pods, np.inf),
         p_kill_at=np.full(max_pods, np.inf),
