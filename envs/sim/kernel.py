@@ -96,6 +96,7 @@ class CState(ctypes.Structure):
         ("rec_ok", _P),
         ("rec_cap", _I),
         ("timeout_next", _P),
+        ("tenant", _P),
     ]
 
 
