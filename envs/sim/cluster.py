@@ -287,9 +287,9 @@ class SimCluster(FaultsMixin):
         pod.backoff_until_s = t + delay
         pod.loaded_s = pod.ready_s = math.inf
         self._events.append(
-            f"{t:.0f}s {pod.name} OOMKilled at model load (Device 0 OOM "
-            f"{self.config.serving.model_memory_mib} / {pod.template.gpumem_mib} MiB), "
-            f"CrashLoopBackOff {delay:.0f}s"
+            f"{t:.0f}s {pod.name} exited with reason Error at model load (CUDA out of memory: "
+            f"Device 0 OOM {self.config.serving.model_memory_mib} / {pod.template.gpumem_mib} "
+            f"MiB), CrashLoopBackOff {delay:.0f}s"
         )
 
     def _start_container(self, pod: Pod, t: float) -> None:

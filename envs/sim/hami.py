@@ -2,7 +2,11 @@
 
 A GPU fits a task unless its split count is used up, its free memory or free cores are
 below the request, the task asks gpucores = 100 (exclusive) and the GPU already has a
-task, or all its cores are allocated and the task asks 0 cores. Among nodes with a
+task (only on a GPU registering exactly 100 cores: with deviceCoreScaling 2 it shares),
+or all its cores are allocated and the task asks 0 cores. A task that sets no gpumem
+asks ``nvidia.com/gpumem-percentage`` of the GPU's memory, 100 % if that is unset too;
+one that sets neither gpumem nor gpucores on exclusive memory gets gpucores = 100
+(:func:`resolve_request`, the webhook's and scheduler's defaults). Among nodes with a
 fitting GPU the node policy picks (binpack: the fullest; spread: the emptiest), then the
 GPU policy picks a GPU on that node. A pod that fits nowhere stays Pending.
 """
@@ -48,6 +52,37 @@ class GpuSlot:
         )
 
 
+def resolve_request(
+    gpumem_mib: float | None = None,
+    gpumem_percentage: float | None = None,
+    gpucores: float | None = None,
+) -> tuple[float | None, float | None, float]:
+    """A container's HAMi limits with HAMi's defaults filled in.
+
+    Returns (gpumem MiB or None, gpumem percentage or None, gpucores): memory is either an
+    absolute request or a percentage of the GPU (:func:`memory_request` turns it into MiB
+    per GPU). A gpumem of 0 or None is unset: the percentage is used, 100 when it is unset
+    too. gpucores unset is 0 (no limit), except on exclusive memory (100 %), where the
+    webhook injects 100; above 100 it is clamped to 100 (as the scheduler does).
+    """
+    if gpumem_mib:
+        memory, percentage = float(gpumem_mib), None
+    else:
+        memory, percentage = None, 100.0 if gpumem_percentage is None else float(gpumem_percentage)
+    if gpucores is None:
+        cores = 100.0 if percentage == 100.0 else 0.0
+    else:
+        cores = min(float(gpucores), 100.0)
+    return memory, percentage, cores
+
+
+def memory_request(gpu: GpuSlot, gpumem_mib: float | None, percentage: float | None) -> float:
+    """MiB a task takes on ``gpu`` (``getMemoryRequest``: a percentage of its total, truncated)."""
+    if gpumem_mib:
+        return float(gpumem_mib)
+    return float(int(gpu.memory_mib * (100.0 if percentage is None else percentage) / 100.0))
+
+
 def fits(gpu: GpuSlot, memory_mib: float, cores: float) -> bool:
     """Whether a task asking ``memory_mib`` and ``cores`` fits on ``gpu``."""
     if not gpu.healthy or gpu.used_tasks >= gpu.split_count:
@@ -56,7 +91,7 @@ def fits(gpu: GpuSlot, memory_mib: float, cores: float) -> bool:
         return False
     if gpu.cores - gpu.used_cores < cores:
         return False
-    if cores >= 100 and gpu.used_tasks > 0:
+    if gpu.cores == 100 and cores >= 100 and gpu.used_tasks > 0:  # exclusive: 100 of 100
         return False
     return not (cores == 0 and gpu.used_cores >= gpu.cores)
 
