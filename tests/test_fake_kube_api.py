@@ -13,17 +13,19 @@ import urllib.error
 import urllib.request
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from k8s_gpu_rl.testing.fake_kube_api import (
     FakeKubeApi,
+    PodFate,
     json_merge_patch,
     json_patch,
     matches_label_selector,
     parse_quantity,
     strategic_merge_patch,
     wait_until,
+    write_multi_kubeconfig,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -828,3 +830,452 @@ def test_patch_helpers_and_quantities():
         parse_quantity("12XB")
     assert matches_label_selector({"a": "1"}, "a in (1, 2),!b")
     assert not matches_label_selector({"a": "1", "b": "x"}, "a in (1, 2),!b")
+
+
+# --------------------------------------------------------------------------- bare pods, logs,
+# watches, batch/v1 Jobs, programmable pod fate, several servers (issues 13 and 14)
+
+FAST = {"start_delay_s": 0.03, "run_s": 0.05}
+
+
+def _pod_body(name: str | None = "task", restart: str = "Never", **container) -> dict:
+    c = {"name": "main", "image": "busybox:1.36", **container}
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"labels": {"sweep": "s1"}, "annotations": {"hami.io/resource-pool": "a"}},
+        "spec": {"restartPolicy": restart, "schedulerName": "hami-scheduler", "containers": [c]},
+    }
+    if name:
+        body["metadata"]["name"] = name
+    return body
+
+
+def _job_body(name: str, backoff: int | None = None, restart: str = "Never") -> dict:
+    spec = {
+        "template": {
+            "metadata": {"labels": {"queue": "q1"}, "annotations": {"hami.io/resource-pool": "b"}},
+            "spec": {
+                "restartPolicy": restart,
+                "schedulerName": "hami-scheduler",
+                "containers": [{"name": "train", "image": "pytorch/pytorch:2.4.0"}],
+            },
+        }
+    }
+    if backoff is not None:
+        spec["backoffLimit"] = backoff
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": spec}
+
+
+@pytest.fixture
+def fast():
+    with FakeKubeApi(tick_s=0.01, pod_fate=lambda pod: PodFate(**FAST)) as fake:
+        yield fake
+
+
+@pytest.fixture
+def core(fast):
+    return client.CoreV1Api(fast.api_client())
+
+
+@pytest.fixture
+def batch(fast):
+    return client.BatchV1Api(fast.api_client())
+
+
+def _phase(core, name, ns="default"):
+    return core.read_namespaced_pod(name, ns).status.phase
+
+
+def test_bare_pod_create_get_delete_and_admission(fast, core):
+    created = core.create_namespaced_pod("default", _pod_body())
+    assert created.metadata.uid and created.status.phase == "Pending"
+    assert created.spec.scheduler_name == "hami-scheduler"
+    assert created.spec.containers[0].termination_message_path == "/dev/termination-log"
+    got = core.read_namespaced_pod("task", "default")
+    assert got.metadata.annotations == {"hami.io/resource-pool": "a"}
+    # duplicate name: 409 AlreadyExists
+    with pytest.raises(ApiException) as dup:
+        core.create_namespaced_pod("default", _pod_body())
+    assert dup.value.status == 409 and json.loads(dup.value.body)["reason"] == "AlreadyExists"
+    # generateName gets a 5-character suffix from the safe alphabet
+    gen = _pod_body(None)
+    gen["metadata"]["generateName"] = "sweep-"
+    named = core.create_namespaced_pod("default", gen).metadata.name
+    assert re.fullmatch(r"sweep-[bcdfghjklmnpqrstvwxz2456789]{5}", named)
+    # validation: each error names its field, as FieldValueInvalid causes
+    bad = _pod_body("Bad_Name", restart="Sometimes", image="")
+    with pytest.raises(ApiException) as inv:
+        core.create_namespaced_pod("default", bad)
+    body = json.loads(inv.value.body)
+    assert inv.value.status == 422 and body["reason"] == "Invalid"
+    fields = {c["field"] for c in body["details"]["causes"]}
+    assert fields == {"metadata.name", "spec.restartPolicy", "spec.containers[0].image"}
+    # extended resources: requests must equal limits (HAMi's nvidia.com/gpucores)
+    res = {"limits": {"nvidia.com/gpucores": "50"}, "requests": {"nvidia.com/gpucores": "25"}}
+    with pytest.raises(ApiException) as ext:
+        core.create_namespaced_pod("default", _pod_body("gpu", resources=res))
+    assert ext.value.status == 422
+    assert "spec.containers[0].resources.requests[nvidia.com/gpucores]" in ext.value.body
+    assert "must be equal to nvidia.com/gpucores limit of 50" in ext.value.body
+    # delete: the pod is returned with a deletionTimestamp and then is gone
+    gone = core.delete_namespaced_pod("task", "default")
+    assert gone.metadata.deletion_timestamp is not None
+    with pytest.raises(ApiException) as nf:
+        core.read_namespaced_pod("task", "default")
+    assert nf.value.status == 404
+
+
+def test_pod_lifecycle_to_succeeded_with_real_container_statuses(fast, core):
+    core.create_namespaced_pod("default", _pod_body())
+    wait_until(lambda: _phase(core, "task") == "Running", timeout=2)
+    running = core.read_namespaced_pod("task", "default")
+    assert running.spec.node_name == "node-1"
+    assert running.status.container_statuses[0].state.running.started_at is not None
+    assert {c.type: c.status for c in running.status.conditions}["Ready"] == "True"
+    wait_until(lambda: _phase(core, "task") == "Succeeded", timeout=2)
+    term = core.read_namespaced_pod("task", "default").status.container_statuses[0]
+    assert term.state.terminated.exit_code == 0 and term.state.terminated.reason == "Completed"
+    assert term.state.terminated.finished_at is not None and term.ready is False
+
+
+def test_unschedulable_pod_stays_pending_with_failed_scheduling_event(fast, core):
+    fast.set_pod_fate(lambda pod: PodFate(schedule=False))
+    core.create_namespaced_pod("default", _pod_body())
+
+    def unschedulable():
+        pod = core.read_namespaced_pod("task", "default")
+        return next((c for c in pod.status.conditions or [] if c.type == "PodScheduled"), None), pod
+
+    cond, pod = wait_until(lambda: unschedulable()[0] and unschedulable(), timeout=2)
+    assert pod.status.phase == "Pending" and cond.status == "False"
+    assert cond.reason == "Unschedulable"
+    assert cond.message == "0/1 nodes are available: 1 Insufficient nvidia.com/gpumem."
+    events = core.list_namespaced_event("default", field_selector="involvedObject.name=task")
+    [ev] = [e for e in events.items if e.reason == "FailedScheduling"]
+    assert ev.type == "Warning" and ev.source.component == "hami-scheduler"
+    time.sleep(0.1)  # still Pending, never bound to a node
+    assert (
+        _phase(core, "task") == "Pending"
+        and not core.read_namespaced_pod("task", "default").spec.node_name
+    )
+    # a new fate re-decides pods still waiting for the scheduler
+    fast.set_pod_fate(lambda pod: PodFate(**FAST))
+    wait_until(lambda: _phase(core, "task") == "Succeeded", timeout=2)
+
+
+def test_oom_killed_pod_fails_with_exit_code_137(fast, core):
+    fast.set_pod_fate(lambda pod: PodFate.oom_killed(**FAST))
+    core.create_namespaced_pod("default", _pod_body())
+    wait_until(lambda: _phase(core, "task") == "Failed", timeout=2)
+    pod = core.read_namespaced_pod("task", "default")
+    term = pod.status.container_statuses[0].state.terminated
+    assert (term.exit_code, term.reason) == (137, "OOMKilled")
+    assert pod.status.container_statuses[0].restart_count == 0
+    ready = {c.type: c for c in pod.status.conditions}["Ready"]
+    assert (ready.status, ready.reason) == ("False", "PodFailed")
+
+
+def test_pod_logs_400_before_start_then_text(fast, core):
+    fast.set_pod_fate(lambda pod: PodFate(start_delay_s=0.4, run_s=0.05, logs="RESULT t=1.5\n"))
+    core.create_namespaced_pod("default", _pod_body())
+    wait_until(lambda: core.read_namespaced_pod("task", "default").spec.node_name, timeout=2)
+    with pytest.raises(ApiException) as early:
+        core.read_namespaced_pod_log("task", "default")
+    assert early.value.status == 400
+    message = json.loads(early.value.body)["message"]
+    assert message == 'container "main" in pod "task" is waiting to start: ContainerCreating'
+    wait_until(lambda: _phase(core, "task") == "Succeeded", timeout=3)
+    assert core.read_namespaced_pod_log("task", "default") == "RESULT t=1.5\n"
+    raw = core.read_namespaced_pod_log("task", "default", _preload_content=False)
+    assert raw.headers["Content-Type"] == "text/plain" and raw.data == b"RESULT t=1.5\n"
+    with pytest.raises(ApiException) as wrong:
+        core.read_namespaced_pod_log("task", "default", container="sidecar")
+    assert (
+        wrong.value.status == 400
+        and "container sidecar is not valid for pod task" in wrong.value.body
+    )
+
+
+def test_watch_sees_added_modified_deleted_in_order_and_ends_after_timeout(fast, core):
+    core.create_namespaced_pod("default", _pod_body("other"))  # not selected below
+    other = _pod_body("other-2")
+    other["metadata"]["labels"] = {"sweep": "s2"}
+    core.create_namespaced_pod("default", other)
+    start = time.monotonic()
+    quiet = list(
+        watch.Watch().stream(
+            core.list_namespaced_pod, "default", label_selector="sweep=s1,app=x", timeout_seconds=1
+        )
+    )
+    elapsed = time.monotonic() - start
+    # nothing matched "app=x": the stream still ends cleanly after timeoutSeconds
+    assert quiet == [] and 1.0 <= elapsed < 1.8
+    seen: list[tuple[str, str | None]] = []
+    pod = _pod_body()
+    pod["metadata"]["labels"]["app"] = "x"
+    core.create_namespaced_pod("default", pod)
+    seen = []
+    for ev in watch.Watch().stream(
+        core.list_namespaced_pod, "default", label_selector="app=x", timeout_seconds=1
+    ):
+        obj = ev["object"]
+        seen.append((ev["type"], obj.status.phase))
+        assert obj.kind == "Pod" and obj.api_version == "v1"
+        if (
+            ev["type"] == "MODIFIED"
+            and obj.status.phase == "Succeeded"
+            and not obj.metadata.deletion_timestamp
+        ):
+            core.delete_namespaced_pod("task", "default")
+        if ev["type"] == "DELETED":
+            break
+    types = [t for t, _ in seen]
+    assert types[0] == "ADDED" and types[-1] == "DELETED"
+    assert set(types[1:-1]) == {"MODIFIED"}
+    phases = [p for _, p in seen]
+    order = [p for i, p in enumerate(phases) if i == 0 or p != phases[i - 1]]
+    assert order[-3:] == ["Pending", "Running", "Succeeded"][-len(order[-3:]) :]
+    assert "Running" in order and order.index("Running") < order.index("Succeeded")
+
+
+def _watch_until_succeeded(core, name, **kwargs):
+    """(type, name, resourceVersion) of each pod event until ``name`` has Succeeded."""
+    w, out = watch.Watch(), []
+    for ev in w.stream(core.list_namespaced_pod, "default", timeout_seconds=3, **kwargs):
+        meta = ev["object"].metadata
+        out.append((ev["type"], meta.name, meta.resource_version))
+        if meta.name == name and ev["object"].status.phase == "Succeeded":
+            w.stop()
+    return out
+
+
+def test_watch_resumes_from_resource_version_without_repeats(fast, core):
+    rv0 = core.list_namespaced_pod("default").metadata.resource_version
+    core.create_namespaced_pod("default", _pod_body("a"))
+    first = _watch_until_succeeded(core, "a", resource_version=rv0)
+    assert first[0][:2] == ("ADDED", "a")  # from rv0 on: the real ADDED, no synthetic replay
+    last_rv = first[-1][2]
+    core.create_namespaced_pod("default", _pod_body("b"))
+    second = _watch_until_succeeded(core, "b", resource_version=last_rv)
+    assert not set(second) & set(first)
+    assert second[0][:2] == ("ADDED", "b")
+    assert all(int(rv) > int(last_rv) for _, _, rv in second)
+    rvs = [int(rv) for _, _, rv in first + second]
+    assert rvs == sorted(rvs) and len(set(rvs)) == len(rvs)
+    # without a resourceVersion: a synthetic ADDED for each existing pod, then live events
+    core.create_namespaced_pod("default", _pod_body("c"))
+    third = _watch_until_succeeded(core, "c")
+    assert [(t, n) for t, n, _ in third[:2]] == [("ADDED", "a"), ("ADDED", "b")]
+    assert ("ADDED", "c") in [(t, n) for t, n, _ in third]
+
+
+def test_watch_too_old_resource_version_is_410_expired():
+    with FakeKubeApi(tick_s=0.01, history_limit=5) as fake:
+        core = client.CoreV1Api(fake.api_client())
+        rv0 = core.list_namespaced_pod("default").metadata.resource_version
+        for i in range(4):
+            fake.add_object("configmaps", "default", {"metadata": {"name": f"c{i}"}, "data": {}})
+            core.create_namespaced_pod("default", _pod_body(f"p{i}"))
+        time.sleep(0.1)
+        with pytest.raises(ApiException) as gone:
+            list(
+                watch.Watch().stream(
+                    core.list_namespaced_pod, "default", resource_version=rv0, timeout_seconds=1
+                )
+            )
+        assert gone.value.status == 410 and "too old resource version" in gone.value.reason
+
+
+def test_down_ends_an_open_watch(fast, core):
+    import threading
+
+    result: dict = {}
+
+    def consume():  # no timeout_seconds: only the server going away ends this stream
+        result["events"] = list(watch.Watch().stream(core.list_namespaced_pod, "default"))
+        result["ended"] = time.monotonic()
+
+    t = threading.Thread(target=consume, daemon=True)
+    t.start()
+    time.sleep(0.2)
+    assert t.is_alive()
+    downed = time.monotonic()
+    fast.down()
+    t.join(timeout=3)
+    assert not t.is_alive() and result["events"] == []
+    assert result["ended"] - downed < 1.0
+
+
+def test_job_runs_to_complete_with_labelled_owned_pods(fast, batch, core):
+    fast.set_pod_fate(lambda pod: PodFate(logs="done\n", **FAST))
+    created = batch.create_namespaced_job("default", _job_body("train-1"))
+    uid = created.metadata.uid
+    assert created.spec.backoff_limit == 6 and created.spec.completions == 1
+    assert created.spec.selector.match_labels == {"batch.kubernetes.io/controller-uid": uid}
+    wait_until(
+        lambda: any(
+            c.type == "Complete"
+            for c in batch.read_namespaced_job("train-1", "default").status.conditions or []
+        ),
+        timeout=3,
+    )
+    job = batch.read_namespaced_job("train-1", "default")
+    assert job.status.succeeded == 1 and not job.status.active and not job.status.failed
+    assert job.status.start_time is not None and job.status.completion_time is not None
+    [pod] = core.list_namespaced_pod("default", label_selector="job-name=train-1").items
+    labels = pod.metadata.labels
+    assert labels["batch.kubernetes.io/job-name"] == "train-1" and labels["controller-uid"] == uid
+    assert labels["queue"] == "q1" and pod.metadata.annotations == {"hami.io/resource-pool": "b"}
+    assert pod.spec.scheduler_name == "hami-scheduler" and pod.metadata.name.startswith("train-1-")
+    [owner] = pod.metadata.owner_references
+    assert (owner.kind, owner.name, owner.uid, owner.controller) == ("Job", "train-1", uid, True)
+    assert core.read_namespaced_pod_log(pod.metadata.name, "default") == "done\n"
+
+
+def test_failing_job_retries_up_to_backoff_limit_then_fails(fast, batch, core):
+    fast.set_pod_fate(lambda pod: PodFate(exit_code=1, start_delay_s=0.01, run_s=0.01))
+    batch.create_namespaced_job("default", _job_body("flaky", backoff=2))
+
+    def failed():
+        conds = batch.read_namespaced_job("flaky", "default").status.conditions or []
+        return next((c for c in conds if c.type == "Failed"), None)
+
+    cond = wait_until(failed, timeout=3)
+    assert cond.reason == "BackoffLimitExceeded" and cond.status == "True"
+    time.sleep(0.1)
+    pods = core.list_namespaced_pod("default", label_selector="job-name=flaky").items
+    assert len(pods) == 3  # the first try and backoffLimit=2 retries
+    assert {p.status.phase for p in pods} == {"Failed"}
+    job = batch.read_namespaced_job("flaky", "default")
+    assert job.status.failed == 3 and not job.status.succeeded
+    creates = [
+        e for e in core.list_namespaced_event("default").items if e.reason == "SuccessfulCreate"
+    ]
+    assert len(creates) == 3
+
+
+def test_on_failure_job_restarts_in_place_and_counts_restarts(fast, batch, core):
+    fast.set_pod_fate(lambda pod: PodFate(exit_code=2, start_delay_s=0.01, run_s=0.01))
+    batch.create_namespaced_job("default", _job_body("restarting", backoff=2, restart="OnFailure"))
+    wait_until(
+        lambda: any(
+            c.type == "Failed"
+            for c in batch.read_namespaced_job("restarting", "default").status.conditions or []
+        ),
+        timeout=3,
+    )
+    # one pod, restarted in place until restarts reached backoffLimit, then deleted
+    assert (
+        len(
+            [
+                e
+                for e in core.list_namespaced_event("default").items
+                if e.reason == "SuccessfulCreate"
+            ]
+        )
+        == 1
+    )
+
+
+def test_job_validation_and_delete_propagation(fast, batch, core):
+    with pytest.raises(ApiException) as bad:
+        batch.create_namespaced_job("default", _job_body("bad", restart="Always"))
+    assert bad.value.status == 422 and "spec.template.spec.restartPolicy" in bad.value.body
+    slow = lambda pod: PodFate(start_delay_s=0.01, run_s=60)  # noqa: E731
+    fast.set_pod_fate(slow)
+    for name in ("bg", "orphan", "fg"):
+        batch.create_namespaced_job("default", _job_body(name))
+    wait_until(lambda: len(core.list_namespaced_pod("default").items) == 3, timeout=2)
+    batch.delete_namespaced_job("bg", "default", propagation_policy="Background")
+    resp = batch.delete_namespaced_job("orphan", "default", _preload_content=False)
+    assert "child pods are preserved by default" in resp.headers["Warning"]
+    batch.delete_namespaced_job("fg", "default", propagation_policy="Foreground")
+    wait_until(lambda: not batch.list_namespaced_job("default").items, timeout=2)
+    [left] = core.list_namespaced_pod("default").items
+    assert left.metadata.labels["job-name"] == "orphan" and not left.metadata.owner_references
+
+
+def test_job_watch_with_batch_client(fast, batch):
+    batch.create_namespaced_job("default", _job_body("w1"))
+    done = None
+    for ev in watch.Watch().stream(batch.list_namespaced_job, "default", timeout_seconds=3):
+        assert ev["object"].kind == "Job"
+        if any(c.type == "Complete" for c in ev["object"].status.conditions or []):
+            done = ev["type"]
+            break
+    assert done == "MODIFIED"
+
+
+def test_two_servers_one_multi_context_kubeconfig(tmp_path):
+    with FakeKubeApi(tick_s=0.01) as a, FakeKubeApi(tick_s=0.01) as b:
+        assert a.port != b.port
+        path = write_multi_kubeconfig(tmp_path / "kubeconfig", {"site-a": a, "site-b": b})
+        core_a = client.CoreV1Api(config.new_client_from_config(str(path), context="site-a"))
+        core_b = client.CoreV1Api(config.new_client_from_config(str(path), context="site-b"))
+        core_a.create_namespaced_pod("default", _pod_body("only-on-a"))
+        assert [p.metadata.name for p in core_a.list_namespaced_pod("default").items] == [
+            "only-on-a"
+        ]
+        assert core_b.list_namespaced_pod("default").items == []
+        assert (
+            a.get("pods", "default", "only-on-a") and b.get("pods", "default", "only-on-a") is None
+        )
+        contexts, current = config.list_kube_config_contexts(str(path))
+        assert [c["name"] for c in contexts] == ["site-a", "site-b"] and current["name"] == "site-a"
+
+
+def test_raw_watch_is_chunked_ndjson_and_serves_all_namespaces(fast, core):
+    fast.add_namespace("team-b")
+    core.create_namespaced_pod("team-b", _pod_body("elsewhere"))
+    url = f"{fast.url}/api/v1/pods?watch=1&timeoutSeconds=1&allowWatchBookmarks=true"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        assert resp.status == 200 and resp.headers["Transfer-Encoding"] == "chunked"
+        lines = [json.loads(line) for line in resp.read().splitlines()]
+    first = lines[0]
+    assert first["type"] == "ADDED" and first["object"]["kind"] == "Pod"
+    assert first["object"]["apiVersion"] == "v1"
+    assert first["object"]["metadata"]["namespace"] == "team-b"
+    phases = [e["object"]["status"]["phase"] for e in lines]
+    assert phases[-1] == "Succeeded" and {e["type"] for e in lines} == {"ADDED", "MODIFIED"}
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        urllib.request.urlopen(f"{fast.url}/api/v1/pods?watch=true&labelSelector=a%20in%20b")
+    assert bad.value.code == 400
+
+
+def test_field_selector_watch_sees_pods_enter_and_leave_as_added_deleted(fast, core):
+    core.create_namespaced_pod("default", _pod_body())
+    w, seen = watch.Watch(), []
+    for ev in w.stream(
+        core.list_namespaced_pod,
+        "default",
+        field_selector="status.phase=Running",
+        allow_watch_bookmarks=True,
+        timeout_seconds=3,
+    ):
+        seen.append((ev["type"], ev["object"].status.phase))
+        if ev["type"] == "DELETED":
+            w.stop()
+    # it enters the selection when Running and leaves it (DELETED) when it Succeeds
+    assert seen == [("ADDED", "Running"), ("DELETED", "Succeeded")]
+
+
+def test_followed_log_streams_until_the_pod_ends(fast, core):
+    fast.set_pod_fate(lambda pod: PodFate(start_delay_s=0.01, run_s=0.3, logs="line 1\nline 2\n"))
+    core.create_namespaced_pod("default", _pod_body())
+    wait_until(lambda: _phase(core, "task") == "Running", timeout=2)
+    start = time.monotonic()
+    resp = core.read_namespaced_pod_log("task", "default", follow=True, _preload_content=False)
+    assert resp.data == b"line 1\nline 2\n"
+    assert time.monotonic() - start > 0.15 and _phase(core, "task") == "Succeeded"
+    tail = core.read_namespaced_pod_log("task", "default", tail_lines=1)
+    assert tail == "line 2\n"
+
+
+def test_job_names_are_idempotent(fast, batch):
+    batch.create_namespaced_job("default", _job_body("once"))
+    with pytest.raises(ApiException) as again:
+        batch.create_namespaced_job("default", _job_body("once"))
+    body = json.loads(again.value.body)
+    assert again.value.status == 409 and body["reason"] == "AlreadyExists"
+    assert body["message"] == 'jobs.batch "once" already exists'

@@ -1,25 +1,62 @@
-"""A fake Kubernetes API server at the HTTP level, for testing the live k8s backend.
+"""A fake Kubernetes API server at the HTTP level, for testing code that uses the real client.
 
-No API server can run on the CI machines, so this module serves the few REST endpoints a
-controller of one Deployment needs on a loopback port.  The *unmodified* official
-``kubernetes`` Python client talks to it (through :meth:`FakeKubeApi.configuration` or a
-kubeconfig written by :meth:`FakeKubeApi.write_kubeconfig`).  Responses use the JSON shapes
-of the real API server (apps/v1 Deployment, autoscaling/v1 Scale, v1 Pod, apps/v1
-ReplicaSet, autoscaling/v2 HorizontalPodAutoscaler, v1 ConfigMap, v1 Event and v1 Status
-for errors), including its habits that trip clients up: zero-valued status counters are
-omitted (``readyReplicas`` is absent, not 0), list items carry no kind/apiVersion,
-resourceVersion is an opaque string bumped on every write, PUT with a stale
-resourceVersion is a 409 Conflict, and extended resources (``nvidia.com/gpucores``...)
-must have requests equal to limits.
+No API server can run on the CI machines, so this module serves, on a loopback port, the
+REST endpoints this project's controllers need.  The *unmodified* official ``kubernetes``
+Python client talks to it (through :meth:`FakeKubeApi.configuration` or a kubeconfig from
+:meth:`FakeKubeApi.write_kubeconfig` / :func:`write_multi_kubeconfig`).  Responses use the
+JSON shapes of the real API server (apps/v1 Deployment, autoscaling/v1 Scale, v1 Pod, apps/v1
+ReplicaSet, batch/v1 Job, autoscaling/v2 HorizontalPodAutoscaler, v1 ConfigMap, v1 Event and
+v1 Status for errors), including its habits that trip clients up: zero-valued status counters
+are omitted (``readyReplicas`` is absent, not 0), list items carry no kind/apiVersion,
+resourceVersion is an opaque string bumped on every write, PUT with a stale resourceVersion is
+a 409 Conflict, extended resources (``nvidia.com/gpucores``...) must have requests equal to
+limits, and deleting a Job without ``propagationPolicy`` orphans its pods (with the server's
+``Warning`` header).
 
-A tiny deployment controller runs inside: it keeps ReplicaSets and Pods in line with
-``spec.replicas`` and the pod template (RollingUpdate with maxSurge/maxUnavailable, or
-Recreate), lets pods become Running+Ready after ``pod_ready_delay_s``, keeps them Pending
-and Unschedulable while ``pods_pending`` is set, and maintains Deployment status and
-conditions (including ProgressDeadlineExceeded).
+Served:
 
-Faults: :meth:`FakeKubeApi.fail_next` answers matching requests with an error Status;
-:meth:`FakeKubeApi.down` / :meth:`FakeKubeApi.up` close and reopen the listening port.
+* Deployments (CRUD, ``/scale``, read-only ``/status``), ReplicaSets, ConfigMaps, HPAs, Events.
+* Pods: create (name or generateName; 422 Invalid naming each field; 409 AlreadyExists), get,
+  list, delete; ``GET .../pods/{name}/log`` (text/plain; 400 "container ... is waiting to
+  start" before the container runs; ``container``, ``tailLines``, ``follow``).
+* batch/v1 Jobs: create/get/list/update/patch/delete (``propagationPolicy`` Orphan (default),
+  Background, Foreground).
+* Watches: ``?watch=true`` (or ``1``) on every list endpoint, namespaced or across all
+  namespaces (``/api/v1/pods``): a chunked stream of newline-delimited ``{"type", "object"}``
+  events honouring ``resourceVersion`` (changes after it; absent or "0": synthetic ADDED for
+  the current objects first), ``labelSelector`` / ``fieldSelector`` (an object entering or
+  leaving the selection is seen as ADDED / DELETED), ``timeoutSeconds`` (the stream then ends
+  cleanly); ``allowWatchBookmarks`` is ignored.  The last ``history_limit`` changes are kept:
+  an older resourceVersion gets an ERROR event with a 410 Expired Status, as the real server
+  sends.  :meth:`FakeKubeApi.down` and :meth:`FakeKubeApi.stop` end open streams.
+
+Controllers inside:
+
+* Deployment controller: keeps ReplicaSets and Pods in line with ``spec.replicas`` and the pod
+  template (RollingUpdate with maxSurge/maxUnavailable, or Recreate), lets pods become
+  Running+Ready after ``pod_ready_delay_s``, keeps them Pending and Unschedulable while
+  ``pods_pending`` is set, and maintains Deployment status and conditions (including
+  ProgressDeadlineExceeded).
+* Job controller: per Job, pods from ``spec.template`` (labels ``job-name``,
+  ``batch.kubernetes.io/job-name``, ``controller-uid``, ``batch.kubernetes.io/controller-uid``,
+  an ownerReference; annotations and ``schedulerName`` kept), ``parallelism`` / ``completions``,
+  a new pod per failed one until ``failed > backoffLimit`` (default 6; with ``OnFailure`` the
+  container restarts in place and restarts count), then condition Failed /
+  BackoffLimitExceeded; Complete when enough pods succeeded; ``status.active/ready/succeeded/
+  failed/startTime/completionTime``.  Retries are immediate unless ``job_backoff_s`` is set
+  (the real controller waits 10 s, doubling).  Not modelled: the job-tracking finalizer,
+  ``podFailurePolicy``, Indexed completion, ``activeDeadlineSeconds``, suspension of running pods.
+* Pod fate, for bare and Job pods (Deployment pods keep the behaviour above): the
+  ``pod_fate`` callable (constructor or :meth:`FakeKubeApi.set_pod_fate`) maps the pod dict to
+  a :class:`PodFate`: not schedulable (Pending, PodScheduled=False/Unschedulable, a
+  FailedScheduling Warning event from the pod's scheduler), or scheduled to ``node_name``,
+  ContainerCreating for ``start_delay_s``, Running+Ready for ``run_s``, then terminated with
+  ``exit_code`` / ``reason`` (``PodFate.oom_killed()``: 137, OOMKilled) and phase Succeeded or
+  Failed (restartPolicy Never), or restarted in place (OnFailure after a failure, Always).
+
+Several servers may run in one process (one per simulated cluster), each on its own port with
+its own state.  Faults: :meth:`FakeKubeApi.fail_next` answers matching requests with an error
+Status; :meth:`FakeKubeApi.down` / :meth:`FakeKubeApi.up` close and reopen the listening port.
 Every request is recorded in :attr:`FakeKubeApi.requests`.
 """
 
@@ -37,7 +74,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,7 +88,9 @@ import yaml
 __all__ = [
     "ApiError",
     "FakeKubeApi",
+    "PodFate",
     "RecordedRequest",
+    "write_multi_kubeconfig",
     "matches_label_selector",
     "parse_quantity",
     "strategic_merge_patch",
@@ -99,7 +140,8 @@ KINDS: dict[str, _Kind] = {
     for k in (
         _Kind("deployments", "Deployment", "apps", "v1", _ALL),
         _Kind("replicasets", "ReplicaSet", "apps", "v1", frozenset({"list", "get"})),
-        _Kind("pods", "Pod", "", "v1", frozenset({"list", "get", "delete"})),
+        _Kind("pods", "Pod", "", "v1", frozenset({"list", "get", "create", "delete"})),
+        _Kind("jobs", "Job", "batch", "v1", _ALL),
         _Kind("configmaps", "ConfigMap", "", "v1", _ALL),
         _Kind("events", "Event", "", "v1", frozenset({"list", "get"})),
         _Kind("horizontalpodautoscalers", "HorizontalPodAutoscaler", "autoscaling", "v2", _ALL),
@@ -110,6 +152,7 @@ _PATH_RE = re.compile(
     r"^(?P<prefix>/api/v1|/apis/[^/]+/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<res>[^/]+)"
     r"(?:/(?P<name>[^/]+)(?:/(?P<sub>[^/]+))?)?/?$"
 )
+_ALL_NS_RE = re.compile(r"^(?P<prefix>/api/v1|/apis/[^/]+/[^/]+)/(?P<res>[^/]+)/?$")
 _NS_RE = re.compile(r"^/api/v1/namespaces(?:/(?P<name>[^/]+))?/?$")
 
 _REASONS = {
@@ -654,9 +697,15 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         code, body, extra = self.server.api._handle(self.command, self.path, self.headers, raw)
-        data = json.dumps(body).encode()
+        if isinstance(body, _Stream):
+            self._send_stream(code, body, extra)
+            return
+        if isinstance(body, _Text):
+            data, ctype = body.text.encode(), "text/plain"
+        else:
+            data, ctype = json.dumps(body).encode(), "application/json"
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Audit-Id", str(uuid.uuid4()))
         self.send_header("Cache-Control", "no-cache, private")
@@ -665,7 +714,83 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _send_stream(self, code: int, body: _Stream, extra: dict[str, str]) -> None:
+        """A chunked response (watch events, followed logs), ended by the zero chunk."""
+        self.send_response(code)
+        self.send_header("Content-Type", body.content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Audit-Id", str(uuid.uuid4()))
+        self.send_header("Cache-Control", "no-cache, private")
+        for k, v in extra.items():
+            self.send_header(k, v)
+        self.end_headers()
+        try:
+            for chunk in body.chunks:
+                self.wfile.write(b"%X\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # client went away, or down() reset the connection
+            self.close_connection = True
+        finally:
+            close = getattr(body.chunks, "close", None)
+            if close is not None:
+                close()
+
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+
+class _Text(NamedTuple):
+    """A text/plain response body (pod logs)."""
+
+    text: str
+
+
+class _Stream(NamedTuple):
+    """A streamed (chunked) response body; ``chunks`` runs in the handler's thread."""
+
+    content_type: str
+    chunks: Iterator[bytes]
+
+
+class _Change(NamedTuple):
+    """One write, as a watch sees it."""
+
+    rv: int
+    type: str  # ADDED / MODIFIED / DELETED
+    resource: str
+    namespace: str
+    obj: dict[str, Any]
+    prev: dict[str, Any] | None  # the object before a MODIFIED
+
+
+@dataclass(frozen=True)
+class PodFate:
+    """What happens to one bare or Job pod (see :meth:`FakeKubeApi.set_pod_fate`)."""
+
+    #: False: the pod stays Pending, PodScheduled=False/Unschedulable, FailedScheduling event
+    schedule: bool = True
+    #: the scheduler's message while ``schedule`` is False
+    unschedulable_message: str = "0/1 nodes are available: 1 Insufficient nvidia.com/gpumem."
+    #: node the pod is bound to
+    node_name: str = "node-1"
+    #: seconds from scheduling to the containers running (Pending/ContainerCreating until then)
+    start_delay_s: float = 0.05
+    #: seconds the containers run (Running, Ready) before they terminate
+    run_s: float = 0.1
+    #: the containers' exit code
+    exit_code: int = 0
+    #: terminated reason; None: "Completed" for exit code 0, "Error" otherwise
+    reason: str | None = None
+    #: text the log endpoint returns once the container has started
+    logs: str = ""
+
+    @classmethod
+    def oom_killed(cls, **kwargs: Any) -> PodFate:
+        """The kernel's OOM killer ends the container: exit code 137, reason OOMKilled."""
+        return cls(exit_code=137, reason="OOMKilled", **kwargs)
+
+    @property
+    def terminated_reason(self) -> str:
+        return self.reason or ("Completed" if self.exit_code == 0 else "Error")
 
 
 # --------------------------------------------------------------------------- the fake
@@ -685,7 +810,13 @@ class FakeKubeApi:
         token: str = "fake-token",
         require_auth: bool = False,
         tick_s: float = 0.02,
+        pod_fate: Callable[[dict[str, Any]], PodFate] | None = None,
+        history_limit: int = 10_000,
+        job_backoff_s: float = 0.0,
     ) -> None:
+        """``pod_fate`` decides what happens to bare and Job pods (default: ``PodFate()``);
+        ``history_limit`` bounds the changes kept for watches (older resourceVersions get 410);
+        ``job_backoff_s`` is the Job controller's first retry delay (real: 10 s, doubling)."""
         self.pod_ready_delay_s = pod_ready_delay_s
         self.pod_termination_delay_s = pod_termination_delay_s
         self.token = token
@@ -704,6 +835,16 @@ class FakeKubeApi:
         self._pod_times: dict[str, dict[str, float]] = {}  # pod uid -> scheduled/deleted
         self._progress: dict[str, tuple[Any, float]] = {}  # deployment uid -> (signature, t)
         self._ip_counter = 10
+        self._pod_fate = pod_fate
+        self._pod_fates: dict[str, PodFate] = {}  # pod uid -> its decided fate
+        self._pod_logs: dict[str, str] = {}  # pod uid -> log text (once started)
+        self.job_backoff_s = job_backoff_s
+        #: exceptions raised by the ``pod_fate`` callable (the pod then stays Pending)
+        self.fate_errors: list[BaseException] = []
+        self._history: deque[_Change] = deque(maxlen=max(1, history_limit))
+        self._history_floor = 0  # resourceVersion of the newest change dropped from history
+        self._changed = threading.Condition(self._lock)
+        self._extra_headers: dict[str, str] = {}
         self._server: _Server | None = None
         self._server_thread: threading.Thread | None = None
         self._controller: threading.Thread | None = None
@@ -772,6 +913,8 @@ class FakeKubeApi:
         server, self._server = self._server, None
         if server is None:
             return
+        with self._changed:  # open watch streams see the server gone and end
+            self._changed.notify_all()
         server.shutdown()
         server.server_close()
         server.close_connections()
@@ -798,27 +941,36 @@ class FakeKubeApi:
 
         return client.ApiClient(self.configuration())
 
-    def kubeconfig_dict(self, namespace: str = "default") -> dict[str, Any]:
+    def kubeconfig_dict(self, namespace: str = "default", context: str = "fake") -> dict[str, Any]:
+        """A kubeconfig with one context ``context`` (cluster ``context``, user
+        ``<context>-user``) pointing at this server."""
+        user = f"{context}-user"
         return {
             "apiVersion": "v1",
             "kind": "Config",
             "preferences": {},
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake-user", "user": {"token": self.token}}],
+            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "users": [{"name": user, "user": {"token": self.token}}],
             "contexts": [
                 {
-                    "name": "fake",
-                    "context": {"cluster": "fake", "user": "fake-user", "namespace": namespace},
+                    "name": context,
+                    "context": {"cluster": context, "user": user, "namespace": namespace},
                 }
             ],
-            "current-context": "fake",
+            "current-context": context,
         }
 
-    def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.kubeconfig_dict(namespace), sort_keys=False))
-        return path
+    def write_kubeconfig(
+        self,
+        path: str | Path,
+        namespace: str = "default",
+        contexts: Mapping[str, FakeKubeApi] | None = None,
+    ) -> Path:
+        """Write a kubeconfig for this server; with ``contexts`` ({name: api}), one context
+        per server instead (see :func:`write_multi_kubeconfig`)."""
+        if contexts is not None:
+            return write_multi_kubeconfig(path, contexts, namespace)
+        return _write_yaml(path, self.kubeconfig_dict(namespace))
 
     # ------------------------------------------------------------------ faults & recording
 
@@ -989,7 +1141,7 @@ class FakeKubeApi:
 
     def _handle(
         self, method: str, raw_path: str, headers: Any, raw: bytes
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    ) -> tuple[int, Any, dict[str, str]]:
         parts = urlsplit(raw_path)
         path = unquote(parts.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -1010,8 +1162,9 @@ class FakeKubeApi:
                 self._check_faults(method, path)
                 if self.require_auth and kept.get("Authorization") != f"Bearer {self.token}":
                     raise ApiError(401, "Unauthorized", "Unauthorized")
+                self._extra_headers = {}
                 code, out = self._route(method, path, query, kept.get("Content-Type", ""), body)
-                return code, out, {}
+                return code, out, self._extra_headers
             except ApiError as err:
                 return err.code, err.status(), err.headers
 
@@ -1032,7 +1185,7 @@ class FakeKubeApi:
 
     def _route(
         self, method: str, path: str, query: dict[str, str], ctype: str, body: Any
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> tuple[int, Any]:
         if path.rstrip("/") == "/version" and method == "GET":
             return 200, {
                 "major": "1",
@@ -1059,14 +1212,27 @@ class FakeKubeApi:
                 return 200, copy.deepcopy(self._namespaces[m["name"]])
             items = [_strip_type(o) for o in self._namespaces.values()]
             return 200, self._list_body("NamespaceList", "v1", items)
+        if (m := _ALL_NS_RE.match(path)) and method == "GET":  # e.g. list_pod_for_all_namespaces
+            kind = KINDS.get(m["res"])
+            if kind is None or kind.prefix != m["prefix"]:
+                raise ApiError(404, "the server could not find the requested resource", details={})
+            if _is_watch(query):
+                return 200, self._watch(kind, None, query)
+            return 200, self._list(kind, None, query)
         m = _PATH_RE.match(path)
         kind = KINDS.get(m["res"]) if m else None
         if m is None or kind is None or kind.prefix != m["prefix"]:
             raise ApiError(404, "the server could not find the requested resource", details={})
         ns, name, sub = m["ns"], m["name"], m["sub"]
-        if query.get("watch") in ("true", "1"):
-            raise ApiError(405, "watch is not supported by the fake API server")
+        if _is_watch(query):
+            if method != "GET" or name is not None:
+                raise ApiError(405, "watch is only served on list endpoints (GET, no name)")
+            return 200, self._watch(kind, ns, query)
         dry_run = self._dry_run(query)
+        if sub == "log" and kind.resource == "pods" and name is not None:
+            if method != "GET":
+                raise ApiError(405, "the server does not allow this method on pods/log")
+            return self._pod_log(ns, name, query)
         if sub is not None:
             if kind.resource != "deployments" or sub not in ("scale", "status"):
                 raise ApiError(404, "the server could not find the requested resource", details={})
@@ -1098,7 +1264,7 @@ class FakeKubeApi:
         if verb == "patch":
             patched = self._apply_patch(current, ctype, body)
             return 200, self._update(kind, ns, name, patched, dry_run)
-        return 200, self._delete(kind, ns, name, dry_run)
+        return 200, self._delete(kind, ns, name, dry_run, _delete_policy(query, body))
 
     @staticmethod
     def _dry_run(query: dict[str, str]) -> bool:
@@ -1159,14 +1325,18 @@ class FakeKubeApi:
             "items": items,
         }
 
-    def _list(self, kind: _Kind, ns: str, query: dict[str, str]) -> dict[str, Any]:
-        objs = sorted(self._store[kind.resource].get(ns, {}).values(), key=_name_key)
-        items = [
-            _strip_type(o)
-            for o in objs
-            if matches_label_selector(o["metadata"].get("labels"), query.get("labelSelector"))
-            and _matches_field_selector(o, query.get("fieldSelector"))
+    def _objects(self, kind: _Kind, ns: str | None, query: dict[str, str]) -> list[dict[str, Any]]:
+        """Stored objects of ``kind`` in ``ns`` (None: all namespaces) matching the selectors."""
+        spaces = [ns] if ns is not None else sorted(self._store[kind.resource])
+        objs = [
+            o
+            for space in spaces
+            for o in sorted(self._store[kind.resource].get(space, {}).values(), key=_name_key)
         ]
+        return [o for o in objs if _selected(o, query)]
+
+    def _list(self, kind: _Kind, ns: str | None, query: dict[str, str]) -> dict[str, Any]:
+        items = [_strip_type(o) for o in self._objects(kind, ns, query)]
         return self._list_body(f"{kind.kind}List", kind.api_version, items)
 
     def _get(self, kind: _Kind, ns: str, name: str) -> dict[str, Any]:
@@ -1217,6 +1387,7 @@ class FakeKubeApi:
             return obj
         meta["resourceVersion"] = self._next_rv()
         self._store[kind.resource].setdefault(ns, {})[name] = obj
+        self._emit("ADDED", kind.resource, obj)
         return copy.deepcopy(obj)
 
     def _update(
@@ -1252,16 +1423,36 @@ class FakeKubeApi:
             return copy.deepcopy(obj)
         meta["resourceVersion"] = self._next_rv()
         self._store[kind.resource][ns][name] = obj
+        self._emit("MODIFIED", kind.resource, obj, old)
         return copy.deepcopy(obj)
 
-    def _delete(self, kind: _Kind, ns: str, name: str, dry_run: bool) -> dict[str, Any]:
+    def _delete(
+        self, kind: _Kind, ns: str, name: str, dry_run: bool, policy: str | None = None
+    ) -> dict[str, Any]:
         obj = self._store[kind.resource][ns][name]
         if kind.resource == "pods":
             if not dry_run:
                 self._delete_pod(obj)
             return copy.deepcopy(self._store["pods"][ns].get(name, obj))
+        if kind.resource == "jobs":
+            if policy is None:  # batch/v1's legacy default, with the warning 1.27+ servers send
+                policy = "Orphan"
+                self._extra_headers["Warning"] = _JOB_ORPHAN_WARNING
+            if policy in ("Orphan", "Foreground"):
+                new = copy.deepcopy(obj)
+                new["metadata"].setdefault("deletionTimestamp", _now())
+                new["metadata"].setdefault("deletionGracePeriodSeconds", 0)
+                fin = "orphan" if policy == "Orphan" else "foregroundDeletion"
+                new["metadata"]["finalizers"] = [*new["metadata"].get("finalizers", []), fin]
+                if not dry_run:
+                    self._write("jobs", obj, new)
+                    self._reconcile_job(ns, obj, time.monotonic())
+                return copy.deepcopy(new)
+            if not dry_run:
+                for pod in self._owned_pods(ns, obj["metadata"]["uid"]):
+                    self._delete_pod(pod)
         if not dry_run:
-            del self._store[kind.resource][ns][name]
+            self._remove(kind.resource, ns, name)
         details = {"name": name, "kind": kind.resource, "uid": obj["metadata"]["uid"]}
         if kind.group:
             details["group"] = kind.group
@@ -1286,6 +1477,10 @@ class FakeKubeApi:
                 raise _invalid(kind, name, [(f"metadata.{key}", "values must be strings")])
         if kind.resource == "deployments":
             self._admit_deployment(kind, old, obj)
+        elif kind.resource == "pods":
+            self._admit_pod(kind, obj)
+        elif kind.resource == "jobs":
+            self._admit_job(kind, old, obj)
         elif kind.resource == "configmaps":
             for key in ("data",):
                 data = obj.get(key) or {}
@@ -1508,27 +1703,34 @@ class FakeKubeApi:
 
     def _reconcile(self) -> None:
         now = time.monotonic()
-        for ns, pods in self._store["pods"].items():
+        for ns, pods in list(self._store["pods"].items()):
             for pod in list(pods.values()):
                 self._tick_pod(ns, pod, now)
-        for ns, deps in self._store["deployments"].items():
+        for ns, deps in list(self._store["deployments"].items()):
             for dep in list(deps.values()):
                 self._reconcile_deployment(ns, dep, now)
+        for ns, jobs in list(self._store["jobs"].items()):
+            for job in list(jobs.values()):
+                self._reconcile_job(ns, job, now)
 
     def _write(self, resource: str, obj: dict[str, Any], new: dict[str, Any]) -> None:
         """Controller write: replace ``obj`` in place by ``new`` if different (bumps RV)."""
         if obj == new:
             return
+        prev = copy.deepcopy(obj)
         new["metadata"]["resourceVersion"] = self._next_rv()
         obj.clear()
         obj.update(new)
+        self._emit("MODIFIED", resource, obj, prev)
 
     def _tick_pod(self, ns: str, pod: dict[str, Any], now: float) -> None:
         times = self._pod_times.setdefault(pod["metadata"]["uid"], {})
         if "deleted" in times:
             if now - times["deleted"] >= self.pod_termination_delay_s:
-                self._store["pods"][ns].pop(pod["metadata"]["name"], None)
-                self._pod_times.pop(pod["metadata"]["uid"], None)
+                self._remove_pod(pod)
+            return
+        if not _owned_by_kind(pod, "ReplicaSet"):  # bare and Job pods follow their PodFate
+            self._tick_fate_pod(ns, pod, times, now)
             return
         if pod["status"].get("phase") != "Pending":
             return
@@ -1637,8 +1839,21 @@ class FakeKubeApi:
             "kubelet",
         )
         if self.pod_termination_delay_s <= 0:
-            self._store["pods"][pod["metadata"]["namespace"]].pop(pod["metadata"]["name"], None)
-            self._pod_times.pop(pod["metadata"]["uid"], None)
+            self._remove_pod(pod)
+
+    def _remove_pod(self, pod: dict[str, Any]) -> None:
+        uid = pod["metadata"]["uid"]
+        self._remove("pods", pod["metadata"]["namespace"], pod["metadata"]["name"])
+        for table in (self._pod_times, self._pod_fates, self._pod_logs):
+            table.pop(uid, None)
+
+    def _remove(self, resource: str, ns: str, name: str) -> None:
+        """Drop an object from the store; watches see DELETED at a new resourceVersion."""
+        obj = self._store[resource].get(ns, {}).pop(name, None)
+        if obj is not None:
+            gone = copy.deepcopy(obj)
+            gone["metadata"]["resourceVersion"] = self._next_rv()
+            self._emit("DELETED", resource, gone)
 
     def _create_pod(self, ns: str, dep: dict[str, Any], rs: dict[str, Any], pod_hash: str) -> None:
         template = copy.deepcopy(rs["spec"]["template"])
@@ -1700,6 +1915,7 @@ class FakeKubeApi:
         if tmeta.get("annotations"):
             pod["metadata"]["annotations"] = dict(tmeta["annotations"])
         pods[name] = pod
+        self._emit("ADDED", "pods", pod)
         self._pod_times[pod["metadata"]["uid"]] = {}
         self._event(
             ns, rs, "Normal", "SuccessfulCreate", f"Created pod: {name}", "replicaset-controller"
@@ -1765,6 +1981,7 @@ class FakeKubeApi:
                 "status": {"replicas": 0, "observedGeneration": 1},
             }
             self._store["replicasets"].setdefault(ns, {})[name] = rs
+            self._emit("ADDED", "replicasets", rs)
             return rs, True
         elif int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]) < top:
             new = copy.deepcopy(rs)  # rollback to an older template: it becomes the newest
@@ -2004,6 +2221,502 @@ class FakeKubeApi:
         )
         self._write("deployments", dep, new)
 
+    # ------------------------------------------------------------------ watch
+
+    def _emit(
+        self,
+        etype: str,
+        resource: str,
+        obj: dict[str, Any],
+        prev: dict[str, Any] | None = None,
+    ) -> None:
+        """Record one change for watches and wake the open watch streams."""
+        with self._changed:
+            if len(self._history) == self._history.maxlen:
+                self._history_floor = self._history[0].rv
+            self._history.append(
+                _Change(
+                    int(obj["metadata"]["resourceVersion"]),
+                    etype,
+                    resource,
+                    obj["metadata"].get("namespace", ""),
+                    copy.deepcopy(obj),
+                    copy.deepcopy(prev) if prev is not None else None,
+                )
+            )
+            self._changed.notify_all()
+
+    def _watch(self, kind: _Kind, ns: str | None, query: dict[str, str]) -> _Stream:
+        """Start a watch (called under the lock): synthetic ADDED events for the current
+        objects unless a resourceVersion is given, then every change after it."""
+        _selected({"metadata": {}}, query)  # a malformed selector is a 400 before streaming
+        rv = query.get("resourceVersion") or "0"
+        if not rv.isdigit():
+            raise ApiError(400, f'resourceVersion: Invalid value: "{rv}": must be an integer')
+        initial: list[tuple[str, dict[str, Any]]] = []
+        cursor = int(rv)
+        if cursor == 0:
+            initial = [("ADDED", copy.deepcopy(o)) for o in self._objects(kind, ns, query)]
+            cursor = self._rv
+        timeout = query.get("timeoutSeconds")
+        try:
+            deadline = time.monotonic() + float(timeout) if timeout else math.inf
+        except ValueError:
+            raise ApiError(400, f"timeoutSeconds: invalid value {timeout!r}") from None
+        chunks = self._watch_chunks(self._server, kind, ns, query, cursor, initial, deadline)
+        return _Stream("application/json", chunks)
+
+    def _watch_chunks(
+        self,
+        server: _Server | None,
+        kind: _Kind,
+        ns: str | None,
+        query: dict[str, str],
+        cursor: int,
+        initial: list[tuple[str, dict[str, Any]]],
+        deadline: float,
+    ) -> Iterator[bytes]:
+        for etype, obj in initial:
+            yield _event_line(etype, obj)
+        while True:
+            with self._changed:
+                while True:
+                    if self._stop.is_set() or self._server is not server:
+                        return
+                    if cursor < self._history_floor:  # what it asks for is no longer kept
+                        status = ApiError(
+                            410,
+                            f"too old resource version: {cursor} ({self._history_floor + 1})",
+                            "Expired",
+                        ).status()
+                        events, cursor = [("ERROR", status)], -1
+                        break
+                    events, cursor = self._changes_after(cursor, kind, ns, query)
+                    if events:
+                        break
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    self._changed.wait(min(remaining, 0.5))
+            for etype, obj in events:  # written outside the lock
+                yield _event_line(etype, obj)
+            if cursor < 0:
+                return
+
+    def _changes_after(
+        self, cursor: int, kind: _Kind, ns: str | None, query: dict[str, str]
+    ) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+        newer: list[_Change] = []
+        for change in reversed(self._history):
+            if change.rv <= cursor:
+                break
+            newer.append(change)
+        out = []
+        for change in reversed(newer):
+            if change.resource != kind.resource or ns not in (None, change.namespace):
+                continue
+            now_in = _selected(change.obj, query)
+            was_in = _selected(change.prev, query) if change.prev is not None else now_in
+            if change.type != "MODIFIED" or (now_in and was_in):
+                etype = change.type if now_in else None
+            else:  # a selector sees an object enter or leave it as ADDED / DELETED
+                etype = "ADDED" if now_in else ("DELETED" if was_in else None)
+            if etype:
+                out.append((etype, change.obj))
+        return out, (newer[0].rv if newer else cursor)
+
+    # ------------------------------------------------------------------ pod logs
+
+    def _pod_log(self, ns: str, name: str, query: dict[str, str]) -> tuple[int, Any]:
+        pod = self._get(KINDS["pods"], ns, name)
+        names = [c["name"] for c in pod["spec"]["containers"]]
+        container = query.get("container")
+        if not container:
+            if len(names) != 1:
+                raise ApiError(
+                    400,
+                    f"a container name must be specified for pod {name}, choose one of: "
+                    f"[{' '.join(names)}]",
+                )
+            container = names[0]
+        elif container not in names:
+            raise ApiError(400, f"container {container} is not valid for pod {name}")
+        if not pod["spec"].get("nodeName"):  # not scheduled: no kubelet to ask, empty log
+            return 200, _Text("")
+        cs = next(
+            (c for c in pod["status"].get("containerStatuses", []) if c["name"] == container), {}
+        )
+        waiting = cs.get("state", {}).get("waiting")
+        restarted = bool(cs.get("lastState", {}).get("terminated"))  # logs of the last run
+        if not cs or (waiting is not None and not restarted):
+            reason = (waiting or {}).get("reason", "ContainerCreating")
+            raise ApiError(
+                400, f'container "{container}" in pod "{name}" is waiting to start: {reason}'
+            )
+        text = _tail(self._pod_logs.get(pod["metadata"]["uid"], ""), query.get("tailLines"))
+        if query.get("follow") not in ("true", "1", "True"):
+            return 200, _Text(text)
+        return 200, _Stream("text/plain", self._follow_chunks(self._server, pod, text))
+
+    def _follow_chunks(
+        self, server: _Server | None, pod: dict[str, Any], text: str
+    ) -> Iterator[bytes]:
+        """``follow=true``: the log so far, then the stream stays open until the pod ends."""
+        if text:
+            yield text.encode()
+        uid, ns, name = (
+            pod["metadata"]["uid"],
+            pod["metadata"]["namespace"],
+            pod["metadata"]["name"],
+        )
+        with self._changed:
+            while not self._stop.is_set() and self._server is server:
+                cur = self._store["pods"].get(ns, {}).get(name)
+                if cur is None or cur["metadata"]["uid"] != uid:
+                    return
+                if cur["status"].get("phase") in ("Succeeded", "Failed"):
+                    return
+                self._changed.wait(0.5)
+
+    # ------------------------------------------------------------------ pod admission
+
+    def _admit_pod(self, kind: _Kind, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        causes = _name_causes(name)
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            raise _invalid(kind, name, [*causes, ("spec.containers", "Required value")])
+        causes += _validate_pod_spec(spec, "spec")
+        if causes:
+            raise _invalid(kind, name, causes)
+        _default_pod_spec(spec)
+        obj["status"] = {"phase": "Pending", "qosClass": _qos_class(spec)}
+
+    # ------------------------------------------------------------------ pod fate
+
+    def set_pod_fate(self, fate: Callable[[dict[str, Any]], PodFate] | None) -> None:
+        """Decide what happens to bare and Job pods from now on: ``fate(pod_dict)`` returns a
+        :class:`PodFate`.  Pods already decided keep their fate, except those still waiting
+        to be scheduled: they are decided again (so an unschedulable pod can be let through)."""
+        with self._lock:
+            self._pod_fate = fate
+            for uid in [
+                u for u in self._pod_fates if "scheduled" not in self._pod_times.get(u, {})
+            ]:
+                del self._pod_fates[uid]
+
+    def _decide_fate(self, pod: dict[str, Any]) -> PodFate:
+        if self._pod_fate is None:
+            return PodFate()
+        try:
+            fate = self._pod_fate(copy.deepcopy(pod))
+            if not isinstance(fate, PodFate):
+                raise TypeError(f"pod_fate returned {type(fate).__name__}, not PodFate")
+            return fate
+        except Exception as exc:  # noqa: BLE001 - reported through fate_errors
+            self.fate_errors.append(exc)
+            return PodFate(schedule=False, unschedulable_message=f"pod_fate raised: {exc!r}")
+
+    def _tick_fate_pod(
+        self, ns: str, pod: dict[str, Any], times: dict[str, float], now: float
+    ) -> None:
+        if pod["status"].get("phase") in ("Succeeded", "Failed"):
+            return
+        uid = pod["metadata"]["uid"]
+        fate = self._pod_fates.get(uid)
+        if fate is None:
+            fate = self._pod_fates[uid] = self._decide_fate(pod)
+        if "scheduled" not in times:
+            if fate.schedule or pod["spec"].get("nodeName"):
+                self._schedule_fate_pod(ns, pod, times, fate, now)
+            else:
+                self._mark_unschedulable(ns, pod, fate.unschedulable_message)
+        elif "started" not in times:
+            if now - times["scheduled"] >= fate.start_delay_s:
+                times["started"] = now
+                self._pod_logs[uid] = fate.logs
+                self._write("pods", pod, _started_pod(pod))
+                name = pod["spec"]["containers"][0]["name"]
+                self._event(ns, pod, "Normal", "Started", f"Started container {name}", "kubelet")
+        elif now - times["started"] >= fate.run_s:
+            self._finish_fate_pod(pod, times, fate, now)
+
+    def _mark_unschedulable(self, ns: str, pod: dict[str, Any], message: str) -> None:
+        cond = _condition(pod, "PodScheduled")
+        if cond is not None and cond.get("message") == message:
+            return
+        new = copy.deepcopy(pod)
+        new["status"] = {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": _now(),
+                    "reason": "Unschedulable",
+                    "message": message,
+                }
+            ],
+            "qosClass": pod["status"].get("qosClass", "BestEffort"),
+        }
+        self._write("pods", pod, new)
+        self._event(ns, pod, "Warning", "FailedScheduling", message, _scheduler(pod))
+
+    def _schedule_fate_pod(
+        self, ns: str, pod: dict[str, Any], times: dict[str, float], fate: PodFate, now: float
+    ) -> None:
+        times["scheduled"] = now
+        preset = bool(pod["spec"].get("nodeName"))  # bound by the client: no scheduler involved
+        new = copy.deepcopy(pod)
+        node = new["spec"].setdefault("nodeName", fate.node_name)
+        self._ip_counter += 1
+        new["status"] = _pod_status_creating(pod, self._ip_counter)
+        self._write("pods", pod, new)
+        if not preset:
+            self._event(
+                ns,
+                pod,
+                "Normal",
+                "Scheduled",
+                f"Successfully assigned {ns}/{pod['metadata']['name']} to {node}",
+                _scheduler(pod),
+            )
+
+    def _finish_fate_pod(
+        self, pod: dict[str, Any], times: dict[str, float], fate: PodFate, now: float
+    ) -> None:
+        policy = pod["spec"].get("restartPolicy", "Always")
+        restart = policy == "Always" or (policy == "OnFailure" and fate.exit_code != 0)
+        new = _terminated_pod(pod, fate, restart)
+        if restart:  # the kubelet restarts the container in place (after a back-off)
+            times.pop("started", None)
+            times["scheduled"] = now
+            self._write("pods", pod, new)
+            self._pod_fates[pod["metadata"]["uid"]] = self._decide_fate(pod)
+            return
+        self._write("pods", pod, new)
+
+    # ------------------------------------------------------------------ jobs
+
+    def _admit_job(self, kind: _Kind, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        name, uid = meta["name"], meta["uid"]
+        causes = _name_causes(name)
+        if len(name) > 63:  # the job-name label must stay a valid label value
+            causes.append(
+                ("metadata.name", f'Invalid value: "{name}": must be no more than 63 characters')
+            )
+        spec = obj.get("spec")
+        template = spec.get("template") if isinstance(spec, dict) else None
+        if not isinstance(spec, dict) or not isinstance(template, dict):
+            raise _invalid(kind, name, [*causes, ("spec.template", "Required value")])
+        for key, default in (("parallelism", 1), ("completions", 1), ("backoffLimit", 6)):
+            value = spec.setdefault(key, default)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                causes.append(
+                    (f"spec.{key}", f"Invalid value: {value}: must be greater than or equal to 0")
+                )
+        spec.setdefault("completionMode", "NonIndexed")
+        spec.setdefault("suspend", False)
+        spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+        tspec = template.setdefault("spec", {})
+        causes += _validate_pod_spec(tspec, "spec.template.spec")
+        policy = tspec.get("restartPolicy")
+        if policy not in ("OnFailure", "Never"):
+            causes.append(
+                (
+                    "spec.template.spec.restartPolicy",
+                    f'Unsupported value: "{policy}": supported values: "OnFailure", "Never"',
+                )
+            )
+        if old is not None:
+            for key in ("template", "selector"):
+                if spec.get(key) != old["spec"].get(key) and key in spec:
+                    causes.append(
+                        (f"spec.{key}", f"Invalid value: {spec.get(key)}: field is immutable")
+                    )
+        if causes:
+            raise _invalid(kind, name, causes)
+        if old is None:
+            _default_pod_spec(tspec)
+            tmeta = template.setdefault("metadata", {})
+            if not meta.get("labels") and tmeta.get("labels"):  # SetDefaults_Job
+                meta["labels"] = dict(tmeta["labels"])
+            job_labels = {
+                "batch.kubernetes.io/controller-uid": uid,
+                "batch.kubernetes.io/job-name": name,
+                "controller-uid": uid,
+                "job-name": name,
+            }
+            tmeta["labels"] = {**(tmeta.get("labels") or {}), **job_labels}
+            tmeta.setdefault("creationTimestamp", None)
+            spec.setdefault(
+                "selector", {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+            )
+            meta["generation"] = 1
+            obj["status"] = {}
+        else:
+            obj["status"] = copy.deepcopy(old.get("status", {}))
+            meta["generation"] = old["metadata"].get("generation", 1) + (spec != old["spec"])
+
+    def _owned_pods(self, ns: str, uid: str) -> list[dict[str, Any]]:
+        return [
+            p
+            for p in self._store["pods"].get(ns, {}).values()
+            if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences", []))
+        ]
+
+    def _reconcile_job(self, ns: str, job: dict[str, Any], now: float) -> None:
+        meta, spec = job["metadata"], job["spec"]
+        pods = self._owned_pods(ns, meta["uid"])
+        if "deletionTimestamp" in meta:
+            self._finish_job_deletion(ns, job, pods)
+            return
+        status = job.get("status", {})
+        if any(c["type"] in ("Complete", "Failed") for c in status.get("conditions", [])):
+            return
+        live = [p for p in pods if "deletionTimestamp" not in p["metadata"]]
+        phases = [p["status"].get("phase") for p in live]
+        succeeded, failed = phases.count("Succeeded"), phases.count("Failed")
+        active = [p for p in live if p["status"].get("phase") not in ("Succeeded", "Failed")]
+        restarts = sum(
+            c.get("restartCount", 0)
+            for p in active
+            for c in p["status"].get("containerStatuses", [])
+        )
+        limit = spec.get("backoffLimit", 6)
+        if spec["template"]["spec"].get("restartPolicy") == "OnFailure":
+            over = restarts + failed > 0 if limit == 0 else restarts + failed >= limit
+        else:
+            over = failed > limit
+        new = copy.deepcopy(job)
+        st = new["status"]
+        st.setdefault("startTime", _now())
+        completions = spec.get("completions")
+        done = succeeded >= (completions if completions is not None else 1) and (
+            completions is not None or not active
+        )
+        if over:
+            for pod in active:
+                self._delete_pod(pod)
+            active = []
+            self._job_condition(
+                ns,
+                job,
+                st,
+                "Failed",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            )
+        elif done:
+            st["completionTime"] = _now()
+            self._job_condition(ns, job, st, "Complete", None, None)
+        elif not spec.get("suspend"):
+            want = min(spec.get("parallelism", 1), (completions or 1) - succeeded) - len(active)
+            seen = self._pod_times.setdefault(meta["uid"], {})  # back-off after each failure
+            if failed != seen.get("failed", 0):
+                seen["failed"], seen["failed_at"] = failed, now
+            if failed and now - seen["failed_at"] < self.job_backoff_s * 2 ** (failed - 1):
+                want = 0
+            for _ in range(max(0, want)):
+                active.append(self._create_job_pod(ns, job))
+        for key, value in (("active", len(active)), ("succeeded", succeeded), ("failed", failed)):
+            if value:
+                st[key] = value
+            else:
+                st.pop(key, None)
+        st["ready"] = sum(1 for p in active if _pod_ready(p))
+        st.setdefault("uncountedTerminatedPods", {})
+        self._write("jobs", job, new)
+
+    def _job_condition(
+        self,
+        ns: str,
+        job: dict[str, Any],
+        st: dict[str, Any],
+        ctype: str,
+        reason: str | None,
+        message: str | None,
+    ) -> None:
+        stamp = _now()
+        cond: dict[str, Any] = {
+            "type": ctype,
+            "status": "True",
+            "lastProbeTime": stamp,
+            "lastTransitionTime": stamp,
+        }
+        if reason:
+            cond["reason"], cond["message"] = reason, message
+        st["conditions"] = [*st.get("conditions", []), cond]
+        if ctype == "Complete":
+            self._event(ns, job, "Normal", "Completed", "Job completed", "job-controller")
+        else:
+            self._event(ns, job, "Warning", reason or ctype, message or "", "job-controller")
+
+    def _finish_job_deletion(
+        self, ns: str, job: dict[str, Any], pods: list[dict[str, Any]]
+    ) -> None:
+        finalizers = job["metadata"].get("finalizers", [])
+        if "orphan" in finalizers:  # the garbage collector strips the owner reference
+            for pod in pods:
+                new = copy.deepcopy(pod)
+                new["metadata"]["ownerReferences"] = [
+                    o
+                    for o in pod["metadata"].get("ownerReferences", [])
+                    if o.get("uid") != job["metadata"]["uid"]
+                ]
+                self._write("pods", pod, new)
+            self._remove("jobs", ns, job["metadata"]["name"])
+            return
+        for pod in pods:
+            self._delete_pod(pod)
+        if not self._owned_pods(ns, job["metadata"]["uid"]):
+            self._remove("jobs", ns, job["metadata"]["name"])
+
+    def _create_job_pod(self, ns: str, job: dict[str, Any]) -> dict[str, Any]:
+        template = copy.deepcopy(job["spec"]["template"])
+        tmeta = template.get("metadata") or {}
+        prefix = f"{job['metadata']['name']}-"
+        pods = self._store["pods"].setdefault(ns, {})
+        name = prefix + _rand_suffix()
+        while name in pods:
+            name = prefix + _rand_suffix()
+        spec = template["spec"]
+        _default_pod_spec(spec)
+        pod: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "generateName": prefix,
+                "namespace": ns,
+                "uid": str(uuid.uuid4()),
+                "resourceVersion": self._next_rv(),
+                "creationTimestamp": _now(),
+                "labels": dict(tmeta.get("labels") or {}),
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "name": job["metadata"]["name"],
+                        "uid": job["metadata"]["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": spec,
+            "status": {"phase": "Pending", "qosClass": _qos_class(spec)},
+        }
+        if tmeta.get("annotations"):
+            pod["metadata"]["annotations"] = dict(tmeta["annotations"])
+        pods[name] = pod
+        self._emit("ADDED", "pods", pod)
+        self._pod_times[pod["metadata"]["uid"]] = {}
+        self._event(ns, job, "Normal", "SuccessfulCreate", f"Created pod: {name}", "job-controller")
+        return pod
+
     def _event(
         self, ns: str, obj: dict[str, Any], etype: str, reason: str, message: str, component: str
     ) -> None:
@@ -2013,9 +2726,11 @@ class FakeKubeApi:
         for ev in events.values():
             io = ev["involvedObject"]
             if io["uid"] == meta["uid"] and ev["reason"] == reason and ev["message"] == message:
+                prev = copy.deepcopy(ev)
                 ev["count"] += 1
                 ev["lastTimestamp"] = stamp
                 ev["metadata"]["resourceVersion"] = self._next_rv()
+                self._emit("MODIFIED", "events", ev, prev)
                 return
         name = f"{meta['name']}.{uuid.uuid4().hex[:16]}"
         events[name] = {
@@ -2047,6 +2762,7 @@ class FakeKubeApi:
             "reportingComponent": component,
             "reportingInstance": "",
         }
+        self._emit("ADDED", "events", events[name])
 
 
 # --------------------------------------------------------------------------- pod helpers
@@ -2204,3 +2920,276 @@ def _validate_resources(resources: Any, base: str) -> list[tuple[str, str]]:
                 )
             )
     return causes
+
+
+# --------------------------------------------------------------------------- watch, pods, jobs
+
+_JOB_ORPHAN_WARNING = (
+    '299 - "child pods are preserved by default when jobs are deleted; set '
+    "propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress "
+    'this warning"'
+)
+_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_RESTART_POLICIES = ("Always", "OnFailure", "Never")
+
+
+def _is_watch(query: dict[str, str]) -> bool:
+    return query.get("watch", "").lower() in ("true", "1")
+
+
+def _selected(obj: dict[str, Any], query: dict[str, str]) -> bool:
+    labels = obj["metadata"].get("labels")
+    return matches_label_selector(labels, query.get("labelSelector")) and _matches_field_selector(
+        obj, query.get("fieldSelector")
+    )
+
+
+def _event_line(etype: str, obj: dict[str, Any]) -> bytes:
+    return json.dumps({"type": etype, "object": obj}).encode() + b"\n"
+
+
+def _tail(text: str, tail_lines: str | None) -> str:
+    if not tail_lines:
+        return text
+    n = int(tail_lines)
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[-n:]) if n > 0 else ""
+
+
+def _delete_policy(query: dict[str, str], body: Any) -> str | None:
+    """propagationPolicy from the query or the DeleteOptions body (the client sends both)."""
+    options = body if isinstance(body, dict) else {}
+    policy = query.get("propagationPolicy") or options.get("propagationPolicy")
+    if policy is None and (options.get("orphanDependents") or query.get("orphanDependents")):
+        policy = "Orphan"
+    if policy not in (None, "Orphan", "Background", "Foreground"):
+        raise ApiError(
+            400,
+            f'propagationPolicy: Unsupported value: "{policy}": supported values: "Foreground", '
+            '"Background", "Orphan"',
+        )
+    return policy
+
+
+def _owned_by_kind(obj: dict[str, Any], kind: str) -> bool:
+    return any(o.get("kind") == kind for o in obj["metadata"].get("ownerReferences", []))
+
+
+def _name_causes(name: str, field: str = "metadata.name") -> list[tuple[str, str]]:
+    if len(name) <= 253 and _SUBDOMAIN_RE.match(name):
+        return []
+    return [
+        (
+            field,
+            f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case '
+            "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
+            "character (e.g. 'example.com', regex used for validation is "
+            "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+        )
+    ]
+
+
+def _validate_pod_spec(spec: dict[str, Any], base: str) -> list[tuple[str, str]]:
+    """ValidatePodSpec for what the fake models: containers (name, image, resources) and
+    restartPolicy (defaulted to Always first, as SetDefaults_PodSpec does)."""
+    causes: list[tuple[str, str]] = []
+    containers = spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        causes.append((f"{base}.containers", "Required value"))
+        containers = []
+    policy = spec.setdefault("restartPolicy", "Always")
+    if policy not in _RESTART_POLICIES:
+        causes.append(
+            (
+                f"{base}.restartPolicy",
+                f'Unsupported value: "{policy}": supported values: "Always", "OnFailure", "Never"',
+            )
+        )
+    seen: set[str] = set()
+    for i, c in enumerate(containers):
+        field = f"{base}.containers[{i}]"
+        if not isinstance(c, dict) or not c.get("name"):
+            causes.append((f"{field}.name", "Required value"))
+            continue
+        if not _LABEL_RE.match(c["name"]) or len(c["name"]) > 63:
+            causes.append(
+                (
+                    f"{field}.name",
+                    f'Invalid value: "{c["name"]}": a lowercase RFC 1123 label must consist of '
+                    "lower case alphanumeric characters or '-', and must start and end with an "
+                    "alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
+                    "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+                )
+            )
+        if c["name"] in seen:
+            causes.append((f"{field}.name", f'Duplicate value: "{c["name"]}"'))
+        seen.add(c["name"])
+        if not c.get("image"):
+            causes.append((f"{field}.image", "Required value"))
+        causes.extend(_validate_resources(c.setdefault("resources", {}), f"{field}.resources"))
+    return causes
+
+
+def _default_pod_spec(spec: dict[str, Any]) -> None:
+    """SetDefaults_Pod / SetDefaults_PodSpec / SetDefaults_Container for a validated spec."""
+    for c in spec.get("containers", []):
+        res = c.setdefault("resources", {})
+        if res.get("limits"):  # requests default to limits
+            req = res.setdefault("requests", {})
+            for k, v in res["limits"].items():
+                req.setdefault(k, v)
+        c.setdefault("terminationMessagePath", "/dev/termination-log")
+        c.setdefault("terminationMessagePolicy", "File")
+        image = c.get("image") or ""
+        c.setdefault(
+            "imagePullPolicy",
+            "Always" if image.endswith(":latest") or ":" not in image else "IfNotPresent",
+        )
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("serviceAccountName", "default")
+    spec.setdefault("serviceAccount", "default")
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    spec.setdefault("priority", 0)
+    spec.setdefault(
+        "tolerations",
+        [
+            {
+                "key": f"node.kubernetes.io/{t}",
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": 300,
+            }
+            for t in ("not-ready", "unreachable")
+        ],
+    )
+
+
+def _cond(
+    ctype: str, status: str, stamp: str, reason: str | None = None, message: str | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": ctype,
+        "status": status,
+        "lastProbeTime": None,
+        "lastTransitionTime": stamp,
+    }
+    if reason:
+        out["reason"] = reason
+    if message:
+        out["message"] = message
+    return out
+
+
+def _image_id(image: str) -> str:
+    return f"{image.split(':')[0]}@sha256:" + hashlib.sha256(image.encode()).hexdigest()
+
+
+def _started_pod(pod: dict[str, Any]) -> dict[str, Any]:
+    """The pod once its containers run (restart count and last state kept)."""
+    new, stamp = copy.deepcopy(pod), _now()
+    st = new["status"]
+    st["phase"] = "Running"
+    st["conditions"] = [
+        _cond(t, "True", stamp)
+        for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")
+    ] + [_cond("PodScheduled", "True", stamp)]
+    old = {c["name"]: c for c in st.get("containerStatuses", [])}
+    st["containerStatuses"] = [
+        {
+            "name": c["name"],
+            "state": {"running": {"startedAt": stamp}},
+            "lastState": old.get(c["name"], {}).get("lastState", {}),
+            "ready": True,
+            "restartCount": old.get(c["name"], {}).get("restartCount", 0),
+            "image": c["image"],
+            "imageID": _image_id(c["image"]),
+            "containerID": "containerd://" + uuid.uuid4().hex + uuid.uuid4().hex,
+            "started": True,
+        }
+        for c in new["spec"]["containers"]
+    ]
+    return new
+
+
+def _terminated_pod(pod: dict[str, Any], fate: PodFate, restart: bool) -> dict[str, Any]:
+    """The pod when its containers exit: terminal (Succeeded/Failed) or, if the restart
+    policy restarts them, Running with the containers in CrashLoopBackOff."""
+    new, stamp = copy.deepcopy(pod), _now()
+    st, meta = new["status"], new["metadata"]
+    names = [c["name"] for c in new["spec"]["containers"]]
+    statuses = []
+    for cs in st.get("containerStatuses", []):
+        term = {
+            "exitCode": fate.exit_code,
+            "reason": fate.terminated_reason,
+            "startedAt": cs.get("state", {}).get("running", {}).get("startedAt", stamp),
+            "finishedAt": stamp,
+            "containerID": cs.get("containerID", ""),
+        }
+        cs = {**cs, "ready": False, "started": False}
+        if restart:
+            back_off = (
+                f"back-off 10s restarting failed container={cs['name']} "
+                f"pod={meta['name']}_{meta['namespace']}({meta['uid']})"
+            )
+            cs["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": back_off}}
+            cs["lastState"] = {"terminated": term}
+            cs["restartCount"] = cs.get("restartCount", 0) + 1
+        else:
+            cs["state"] = {"terminated": term}
+        statuses.append(cs)
+    st["containerStatuses"] = statuses
+    if restart:
+        msg = f"containers with unready status: [{' '.join(names)}]"
+        reason, sandbox = "ContainersNotReady", "True"
+    else:
+        st["phase"] = "Succeeded" if fate.exit_code == 0 else "Failed"
+        msg, reason, sandbox = None, "PodCompleted" if fate.exit_code == 0 else "PodFailed", "False"
+    st["conditions"] = [
+        _cond("PodReadyToStartContainers", sandbox, stamp),
+        _cond("Initialized", "True", stamp, None if restart else "PodCompleted"),
+        _cond("Ready", "False", stamp, reason, msg),
+        _cond("ContainersReady", "False", stamp, reason, msg),
+        _cond("PodScheduled", "True", stamp),
+    ]
+    return new
+
+
+def _write_yaml(path: str | Path, data: dict[str, Any]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def write_multi_kubeconfig(
+    path: str | Path,
+    apis: Mapping[str, FakeKubeApi],
+    namespace: str = "default",
+    current: str | None = None,
+) -> Path:
+    """One kubeconfig with a context per fake server ({context name: api}); load one with
+    ``kubernetes.config.new_client_from_config(str(path), context=name)``.  The current
+    context is ``current`` or the first name."""
+    if not apis:
+        raise ValueError("write_multi_kubeconfig needs at least one {context: api}")
+    merged: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [],
+        "users": [],
+        "contexts": [],
+    }
+    for name, api in apis.items():
+        one = api.kubeconfig_dict(namespace, context=name)
+        for key in ("clusters", "users", "contexts"):
+            merged[key].extend(one[key])
+    merged["current-context"] = current or next(iter(apis))
+    return _write_yaml(path, merged)
