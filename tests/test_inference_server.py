@@ -4,7 +4,11 @@ dynamic batching, Triton's errors and metric names, the gpucores limiter, SIGTER
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -504,8 +508,6 @@ def test_sigint_exits_zero_when_idle(start_server) -> None:
 
 
 def test_malformed_http_chunked_body_and_dropped_clients(server: ServerProcess) -> None:
-    import socket
-
     def raw(payload: bytes, read: bool = True) -> bytes:
         with socket.create_connection(("127.0.0.1", server.http_port), timeout=30) as s:
             s.sendall(payload)
@@ -563,3 +565,40 @@ def test_dynamic_batcher_preferred_size_and_queue_delay() -> None:
     assert waited >= 0.25  # a lone request is held for the queue delay (300 ms)
     assert metrics.value("nv_inference_count") == 6
     assert metrics.value("nv_inference_exec_count") == len(sizes)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "k8s_gpu_rl.envs.backends.local.server", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def test_cli_exit_codes_for_bad_arguments_missing_model_and_busy_port(
+    model_repository: Path, tmp_path: Path
+) -> None:
+    """2 with argparse's usage for a bad value, 2 with ``error: ...`` for a missing config
+    or a port in use, 1 when the model cannot be loaded; nothing on stdout (no READY)."""
+    bad = _cli("--model-repository", str(model_repository), "--gpucores", "0")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.startswith("usage: python -m k8s_gpu_rl.envs.backends.local.server")
+    assert "error: --gpucores must be in 1..100, got 0" in bad.stderr
+    missing = _cli("--model-repository", str(tmp_path))
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr == f"error: no model config at {tmp_path / MODEL / 'config.pbtxt'}\n"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        busy = _cli("--model-repository", str(model_repository), "--http-port", port)
+    assert busy.returncode == 2 and busy.stdout == ""
+    assert busy.stderr.startswith("error: cannot bind 127.0.0.1: ")
+    # a config with no model.onnx beside it: the servers bind, the load fails
+    (tmp_path / MODEL).mkdir()
+    shutil.copy(model_repository / MODEL / "config.pbtxt", tmp_path / MODEL / "config.pbtxt")
+    unloadable = _cli(
+        "--model-repository", str(tmp_path), "--http-port", "0", "--metrics-port", "0"
+    )
+    assert unloadable.returncode == 1 and unloadable.stdout == ""
+    assert f"ERROR failed to load model '{MODEL}'" in unloadable.stderr
