@@ -21,6 +21,7 @@ import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
 from k8s_gpu_rl.envs.backends.local.server import ComputeShareLimiter
+from k8s_gpu_rl.envs.backends.local.server.limiter import DeviceTasks
 from k8s_gpu_rl.loadprofiles.kserve_v2 import HEADER_LENGTH, build_infer_request, random_input
 
 if TYPE_CHECKING:
@@ -432,7 +433,7 @@ def test_gpucores_limits_throughput(start_server) -> None:
     busy0 = full.metric("k8sgpurl_compute_busy_seconds_total")
     rate_full = _closed_loop_throughput(full, 4, 4.0)
     full.stop()
-    quarter = start_server("--gpucores", "25")
+    quarter = start_server("--gpucores", "25", "--core-policy", "force")
     _closed_loop_throughput(quarter, 4, 0.5)
     busy0 = quarter.metric("k8sgpurl_compute_busy_seconds_total")
     t0 = time.monotonic()
@@ -444,13 +445,73 @@ def test_gpucores_limits_throughput(start_server) -> None:
     assert rate_quarter / rate_full < 0.5, (rate_quarter, rate_full)
     assert busy_ratio < 0.35, busy_ratio  # held near 25 % of wall-clock time
     assert quarter.metric("k8sgpurl_compute_throttled_seconds_total") > 0
+    quarter.stop()
+    # HAMi-core's default policy (no GPU_CORE_UTILIZATION_POLICY): a lone task is not throttled
+    lone = start_server("--gpucores", "25")
+    _closed_loop_throughput(lone, 4, 0.5)
+    rate_lone = _closed_loop_throughput(lone, 4, 4.0)
+    assert rate_lone / rate_full > 0.7, (rate_lone, rate_full)
+    assert lone.metric("k8sgpurl_compute_throttled_seconds_total") == 0
+
+
+def test_limiter_policies_on_a_fake_clock(tmp_path) -> None:
+    """force always waits, disable never, default only while the device has another task."""
+    now = [0.0]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    def busy_fraction(limiter: ComputeShareLimiter) -> float:
+        start, busy = now[0], 0.0
+        for _ in range(500):
+            limiter.acquire()
+            now[0] += 0.01
+            busy += 0.01
+            limiter.release(0.01)
+        return busy / (now[0] - start)
+
+    tasks = tmp_path / "device0-tasks"
+    shared = DeviceTasks(tasks, clock=lambda: now[0])
+    clock = {"clock": lambda: now[0], "sleep": sleep}
+    assert busy_fraction(ComputeShareLimiter(0.25, policy="force", **clock)) == pytest.approx(
+        0.25, rel=0.05
+    )
+    assert busy_fraction(ComputeShareLimiter(0.25, policy="disable", **clock)) == pytest.approx(1.0)
+    default = ComputeShareLimiter(0.25, policy="default", tasks_on_device=shared, **clock)
+    assert busy_fraction(default) == pytest.approx(1.0)  # no file: alone on the device
+    tasks.write_text("2\n")
+    now[0] += 0.2  # past the 120 ms re-read period
+    assert busy_fraction(default) == pytest.approx(0.25, rel=0.05)
+    tasks.write_text("1")
+    now[0] += 0.2
+    assert busy_fraction(default) == pytest.approx(1.0)
+    with pytest.raises(
+        ValueError, match="policy must be one of default, force, disable, got 'forced'"
+    ):
+        ComputeShareLimiter(0.5, policy="forced")
+
+
+def test_device_tasks_file_is_reread_at_most_every_120_ms(tmp_path) -> None:
+    now = [0.0]
+    path = tmp_path / "tasks"
+    path.write_text("3")
+    tasks = DeviceTasks(path, clock=lambda: now[0])
+    assert tasks() == 3
+    path.write_text("1")
+    now[0] = 0.1
+    assert tasks() == 3  # HAMi-core's watcher re-reads every ~120 ms
+    now[0] = 0.13
+    assert tasks() == 1
+    path.write_text("garbage")
+    now[0] = 0.3
+    assert tasks() == 1  # unreadable: alone
 
 
 # ----------------------------------------------------------------------------- shutdown
 
 
 def test_sigterm_drains_in_flight_requests_then_exits_zero(start_server) -> None:
-    srv = start_server("--gpucores", "10")
+    srv = start_server("--gpucores", "10", "--core-policy", "force")
     keepalive = srv.conn()
     keepalive.request("GET", "/v2/health/ready")
     first = keepalive.getresponse()

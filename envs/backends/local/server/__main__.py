@@ -21,6 +21,12 @@ from typing import Any
 
 from k8s_gpu_rl.envs.backends.local.server.app import TritonApp
 from k8s_gpu_rl.envs.backends.local.server.handlers import make_http_server, make_metrics_server
+from k8s_gpu_rl.envs.backends.local.server.limiter import (
+    POLICIES,
+    POLICY_ENV,
+    ComputeShareLimiter,
+    DeviceTasks,
+)
 from k8s_gpu_rl.envs.backends.local.server.protocol import DEFAULT_MAX_INPUT_SIZE
 from k8s_gpu_rl.envs.backends.local.server.served import ServedModel
 
@@ -38,6 +44,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=int, default=8000, help="KServe v2 port (0 = any free)")
     p.add_argument("--metrics-port", type=int, default=8002, help="/metrics port (0 = any free)")
     p.add_argument("--gpucores", type=int, default=100, help="compute share in percent, 1-100")
+    p.add_argument(
+        "--core-policy",
+        default=os.environ.get(POLICY_ENV) or "default",
+        help="HAMi-core's core-limit policy: default (only while the device is shared), force "
+        f"or disable (default: ${POLICY_ENV}, else default, as HAMi-core)",
+    )
+    p.add_argument(
+        "--device-tasks",
+        type=Path,
+        default=None,
+        help="file holding the number of tasks on this device (HAMi-core's shared region; "
+        "the local Deployment controller writes it); missing: this server alone",
+    )
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     p.add_argument(
         "--pod", default=os.environ.get("HOSTNAME", "local"), help="pod name (in log lines)"
@@ -66,6 +85,10 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, int]:
         parser.error(f"--gpucores must be in 1..100, got {args.gpucores}")
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.core_policy not in POLICIES:
+        parser.error(
+            f"--core-policy must be one of {', '.join(POLICIES)}, got {args.core_policy!r}"
+        )
     for flag in ("http_port", "metrics_port"):
         if not 0 <= getattr(args, flag) <= 65535:
             parser.error(f"--{flag.replace('_', '-')} must be in 0..65535")
@@ -86,8 +109,13 @@ def _served_model(args: argparse.Namespace) -> ServedModel | None:
         print(f"error: no model config at {config_path}", file=sys.stderr)
         return None
     try:
+        limiter = ComputeShareLimiter(
+            args.gpucores / 100,
+            policy=args.core_policy,
+            tasks_on_device=DeviceTasks(args.device_tasks),
+        )
         return ServedModel(
-            args.model_repository, args.model, args.threads, args.gpucores / 100, args.pod
+            args.model_repository, args.model, args.threads, args.gpucores / 100, args.pod, limiter
         )
     except ValueError as exc:
         print(f"error: {config_path}: {exc}", file=sys.stderr)

@@ -47,7 +47,15 @@ def _session_options(threads: int) -> Any:
 class ServedModel:
     """The model as the HTTP layer sees it: config, ORT session, batcher, readiness."""
 
-    def __init__(self, repo: Path, name: str, threads: int, share: float, pod: str) -> None:
+    def __init__(
+        self,
+        repo: Path,
+        name: str,
+        threads: int,
+        share: float,
+        pod: str,
+        limiter: ComputeShareLimiter | None = None,
+    ) -> None:
         from k8s_gpu_rl.envs.backends.local.model import read_model_config
 
         self.name = name
@@ -56,7 +64,7 @@ class ServedModel:
         self.config = read_model_config(repo, name)
         self.metrics = TritonMetrics(name, self.version, share)
         self.pod = pod
-        self.limiter = ComputeShareLimiter(share)
+        self.limiter = ComputeShareLimiter(share) if limiter is None else limiter
         self.threads = threads
         self.ready = False
         self.batcher: DynamicBatcher | None = None
