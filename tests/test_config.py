@@ -80,9 +80,22 @@ def test_gpumem_rule_never_below_model_needs() -> None:
         assert gpumem_for(cores, 10240, 1536, 1.25) >= 1536 * 1.25
 
 
-def test_default_deployment_gpumem_follows_the_rule() -> None:
-    cfg, env = ClusterConfig(), EnvConfig()
-    expected = gpumem_for(
-        cfg.deployment.gpucores, 10240, cfg.serving.model_memory_mib, env.gpumem_headroom
-    )
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("rtx3080", 5120),  # 50 % of 10240 MiB (the model's 1536 x 1.25 = 1920 -> 2048 is lower)
+        ("rtx3090", 12288),  # 50 % of 24576 MiB
+        ("v100x2", 16384),  # 50 % of 32768 MiB
+        ("local", 2048),  # 50 % of the 4096 MiB budget
+    ],
+)
+def test_shipped_deployment_gpumem_follows_the_rule(name: str, expected: int) -> None:
+    """The Deployment as shipped is what the env's own rule gives for its gpucores (the same
+    fraction of the GPU's memory as of its cores), so keeping the share rolls nothing."""
+    cfg, env = load_cluster_config(name), EnvConfig()
+    assert cfg.deployment.gpucores == 50
     assert cfg.deployment.gpumem_mib == expected
+    ((_, gpu), *_) = cfg.gpus  # (node, GPU) pairs
+    memory = gpu.memory_mib
+    rule = gpumem_for(50, memory, cfg.serving.model_memory_mib, env.gpumem_headroom)
+    assert rule == expected
