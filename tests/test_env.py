@@ -98,6 +98,7 @@ def test_info_reports_every_reward_term_and_kpi() -> None:
     assert info["autoscale/requests"] > 100  # 10 users for 15 s at ~13 req/s
     assert 60 < info["autoscale/p95_latency_ms"] < 100
     assert info["autoscale/vgpu_seconds"] == pytest.approx(0.5 * 15.0)
+    assert info["reward/efficiency"] == pytest.approx(1.0 - 0.5 * 15.0 / 15.0)
 
 
 def test_out_of_range_actions_are_clipped_and_reported() -> None:
@@ -202,14 +203,22 @@ def test_sb3_vector_envs() -> None:
     def make() -> gym.Env:
         return K8sGpuEnv(profile="low")
 
+    # VecEnv.seed(0) seeds its env i with 0 + i: each must replay a plain env of that seed
+    expected = [rollout(make(), seed, [HOLD] * 3) for seed in (0, 1)]
     for cls in (DummyVecEnv, SubprocVecEnv):
         venv = cls([make, make])
         venv.seed(0)
         obs = venv.reset()
         assert obs.shape == (2, len(FEATURES))
-        for _ in range(3):
+        for i in (0, 1):
+            assert np.array_equal(obs[i], expected[i][0][0])
+        for step in range(3):
             obs, rewards, dones, infos = venv.step(np.array([HOLD, HOLD]))
-        assert np.isfinite(rewards).all() and len(infos) == 2
+            for i in (0, 1):
+                assert np.array_equal(obs[i], expected[i][0][step + 1])
+                assert rewards[i] == pytest.approx(expected[i][1][step], rel=1e-6)
+                assert infos[i]["reward/efficiency"] == 0.5  # one 50 % pod on one GPU
+        assert not dones.any() and len(infos) == 2
         venv.close()
 
 

@@ -91,14 +91,36 @@ def test_smoke_run_writes_every_output(results: Path) -> None:
     assert not list(results.rglob("*.tmp"))
 
 
-def test_smoke_summary_is_finite_with_nonnegative_ci(results: Path) -> None:
+def test_smoke_summary_by_hand(results: Path) -> None:
     summary = pd.read_csv(results / "summary.csv")
     assert set(summary["policy"]) == {"static", "hpa"} and set(summary["profile"]) == {"low"}
     assert (summary["n"] == 2).all()
-    assert np.isfinite(summary["mean"]).all()
-    assert np.isfinite(summary["ci95"]).all() and (summary["ci95"] >= 0).all()
+    by = summary.set_index(["policy", "kpi"])
+    for policy in ("static", "hpa"):
+        # One pod at gpucores 50, Ready from the start, for 600 s in every run (the HPA never
+        # scales on 10 users): 1 x 0.5 x 600 s / 3600 = 1/12 vGPU-h, 1/6 replica-h, no spread.
+        assert by.loc[(policy, "vgpu_hours"), "mean"] == pytest.approx(0.5 * 600 / 3600, 1e-12)
+        assert by.loc[(policy, "replica_hours"), "mean"] == pytest.approx(600 / 3600, 1e-12)
+        assert by.loc[(policy, "mean_replicas"), "mean"] == pytest.approx(1.0, 1e-12)
+        assert by.loc[(policy, "vgpu_hours"), "std"] == 0.0
+        assert by.loc[(policy, "vgpu_hours"), "ci95"] == 0.0
+    # Every row from the two runs in runs.csv: n = 2, sample std = |a - b| / sqrt(2), the 95 %
+    # half width t_{0.975, 1} * std / sqrt(2) with t_{0.975, 1} = 12.706204736174698.
+    runs = pd.read_csv(results / "runs.csv")
+    for row in summary.itertuples():
+        a, b = runs.loc[runs["policy"] == row.policy, row.kpi].to_numpy()
+        std = abs(a - b) / math.sqrt(2)
+        assert row.mean == pytest.approx((a + b) / 2, rel=1e-12, abs=1e-15), row
+        assert row.std == pytest.approx(std, rel=1e-9, abs=1e-15), row
+        assert row.ci95 == pytest.approx(
+            12.706204736174698 * std / math.sqrt(2), rel=1e-9, abs=1e-15
+        )
+        assert (row.ci_low, row.ci_high) == pytest.approx(
+            (row.mean - row.ci95, row.mean + row.ci95)
+        )
     nested = json.loads((results / "summary.json").read_text())
     assert nested["low"]["hpa"]["vgpu_hours"]["n"] == 2
+    assert nested["low"]["hpa"]["vgpu_hours"]["mean"] == pytest.approx(1 / 12, rel=1e-12)
 
 
 def test_smoke_comparisons_and_report(results: Path) -> None:
@@ -106,7 +128,12 @@ def test_smoke_comparisons_and_report(results: Path) -> None:
     assert set(zip(comparisons["policy_a"], comparisons["policy_b"], strict=True)) == {
         ("static", "hpa")
     }
-    assert "vgpu_hours" in set(comparisons["kpi"])
+    assert {"vgpu_hours", "qos_violation_rate", "p95_latency_ms"} <= set(comparisons["kpi"])
+    # On low (10 users, CPU ~8 % of the request) the HPA never leaves 1 replica, and both
+    # policies replay seeds 1000 and 1001: the runs are identical, so every difference is 0,
+    # Welch's t 0 with p = 1, Hedges' g 0.
+    assert (comparisons["diff"] == 0.0).all() and (comparisons["t"] == 0.0).all()
+    assert (comparisons["p_value"] == 1.0).all() and (comparisons["hedges_g"] == 0.0).all()
     report = (results / "report.md").read_text()
     assert (
         "plots/low_timeseries.png" in report and "python -m evaluate" in report and "1000" in report
@@ -254,3 +281,29 @@ def test_training_only_env_fields_are_not_evaluated(tmp_path) -> None:
     (run / "model.zip").write_bytes(b"")
     (run / "config.yml").write_text("env:\n  initial_share: random\n  slo_ms: 120.0\n")
     assert runner._run_env_config(run) == {"slo_ms": 120.0}
+
+
+def test_share_rules_script_on_low() -> None:
+    """scripts/share_rules.py through the evaluation's rollout: on low (10 users, ~13 req/s,
+    under every threshold) the static rule holds 1 x 50 % for 600 s = 1/12 vGPU-h in both
+    runs, and the 40/50 rules roll once to 40 % at the first step: 0.4 x 600 s, plus the old
+    pod's 0.5 until the new one is Ready and the old one drained, T s. The start-up is
+    log-normal (median 25 s, sigma 0.25: within 3 sigma 11.8-52.9 s), plus at most one 5 s
+    readiness period and ~2 s of draining: T in [11.8, 59.9] s."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "share_rules.py"), "--profile", "low",
+         "--repeats", "2"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "120"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = {
+        cells[0]: cells[1:]
+        for line in proc.stdout.splitlines()
+        if len(cells := [c.strip() for c in line.strip("│ ").split("│")]) == 5
+    }
+    assert rows["50 (static)"][:2] == ["0.083 ± 0.000", "-"]
+    for rule in ("40/50 @65", "40/50 @125"):
+        mean = float(rows[rule][0].split(" ± ")[0])
+        # printed to 3 decimals: +-0.0005
+        low, high = (0.4 * 600 + 0.5 * 11.8) / 3600, (0.4 * 600 + 0.5 * 59.9) / 3600
+        assert low - 0.0005 <= mean <= high + 0.0005, (rule, mean)

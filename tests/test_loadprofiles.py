@@ -91,9 +91,9 @@ def test_shipped_profiles_are_cached_and_immutable() -> None:
     profile = load_profile("low")
     assert load_profile("low") is profile
     assert isinstance(profile.stages, tuple)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'name'"):
         profile.name = "other"  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'users'"):
         profile.stages[0].users = 1  # type: ignore[misc]
 
 
@@ -178,19 +178,32 @@ def test_error_message_format_matches_the_documented_one(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(
-    "make",
+    ("make", "message"),
     [
-        lambda: Stage(duration=0, users=1, spawn_rate=1),
-        lambda: Stage(duration=1, users=-1, spawn_rate=1),
-        lambda: Stage(duration=1, users=1, spawn_rate=float("inf")),
-        lambda: WaitTime(min=-0.1, max=1),
-        lambda: LoadProfile(name="x", description="", wait_time=WAIT, stages=()),
-        lambda: LoadProfile(name="", description="", wait_time=WAIT, stages=(Stage(1, 1, 1),)),
+        (
+            lambda: Stage(duration=0, users=1, spawn_rate=1),
+            "duration: must be a positive number of seconds, got 0",
+        ),
+        (lambda: Stage(duration=1, users=-1, spawn_rate=1), "users: must be >= 0, got -1"),
+        (
+            lambda: Stage(duration=1, users=1, spawn_rate=float("inf")),
+            "spawn_rate: must be a positive number of users per second, got inf",
+        ),
+        (lambda: WaitTime(min=-0.1, max=1), "min: must be >= 0, got -0.1"),
+        (
+            lambda: LoadProfile(name="x", description="", wait_time=WAIT, stages=()),
+            "stages: expected at least one stage, got none",
+        ),
+        (
+            lambda: LoadProfile(name="", description="", wait_time=WAIT, stages=(Stage(1, 1, 1),)),
+            "name: expected a non-empty string, got ''",
+        ),
     ],
 )
-def test_bad_values_in_code_raise_config_error(make: object) -> None:
-    with pytest.raises(ConfigError):
+def test_bad_values_in_code_raise_config_error(make: object, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
         make()  # type: ignore[operator]
+    assert str(info.value) == message
 
 
 # --------------------------------------------------------------------------- user_events
@@ -277,7 +290,7 @@ def test_tick_follows_stages_and_stops_at_the_end() -> None:
     assert profile.tick(10.0) is None
     assert profile.tick(1e6) is None
     assert profile.stage_at(7.0) == Stage(duration=5, users=8, spawn_rate=2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"t must be >= 0 seconds, got -1\.0"):
         profile.stage_at(-1.0)
 
 

@@ -10,17 +10,22 @@
   fields of the CRD (monitoring.coreos.com/v1) that they use.
 * Cross-references: Service -> pods, PodMonitor -> container port, HPA -> Deployment,
   RBAC -> what the Kubernetes backend does, HAMi limits and rollout settings -> the simulated
-  cluster's defaults (``envs/sim/clusters/rtx3080.yaml``), ``config.pbtxt`` -> the Locust
-  requests, the Locust Job -> the project files it mounts (imported from that layout alone).
-* The shell scripts parse (``bash -n``) and their ``--dry-run`` prints pinned commands without
-  calling helm or kubectl.
+  cluster's defaults (``envs/sim/clusters/rtx3080.yaml``), ``config.pbtxt`` (read by the
+  project's Triton config reader) -> the Locust requests, the Locust Job -> the project
+  files it mounts (imported from that layout alone).
+* The shell scripts run for real against fake ``helm``/``kubectl``/``microk8s``/``sudo`` that
+  record their arguments (the only tools on PATH besides a few coreutils; nothing reaches a
+  network): the exact pinned commands, namespaces and the files that reach the PVC are
+  checked, and ``--dry-run`` prints exactly the commands the real run executes, calling none.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -42,6 +47,7 @@ from k8s_gpu_rl.baselines.hpa_algorithm import (
 from k8s_gpu_rl.baselines.hpa_algorithm import (
     DEFAULT_SYNC_PERIOD_S as HPA_SYNC_PERIOD_S,
 )
+from k8s_gpu_rl.envs.backends.local.model import read_model_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 K8S_DIR = REPO_ROOT / "scripts" / "k8s"
@@ -195,15 +201,22 @@ def test_core_objects_match_the_kubernetes_schema(label: str, doc: dict, version
 def test_the_schema_check_rejects_mistakes() -> None:
     broken = copy.deepcopy(DEPLOYMENT)
     broken["spec"]["replica"] = 1  # typo of replicas
-    with pytest.raises(kubernetes_validate.ValidationError):
+    with pytest.raises(kubernetes_validate.ValidationError, match="'replica' was unexpected"):
         kubernetes_validate.validate(broken, K8S_VERSIONS[0], strict=True)
     broken = copy.deepcopy(DEPLOYMENT)
     broken["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "8000"
-    with pytest.raises(kubernetes_validate.ValidationError):
+    with pytest.raises(
+        kubernetes_validate.ValidationError, match="'8000' is not of type 'integer'"
+    ):
         kubernetes_validate.validate(broken, K8S_VERSIONS[0], strict=True)
     monitor = find("PodMonitor", "triton")
-    with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+    with pytest.raises(kubernetes_validate.SchemaNotFoundError) as missing:
         kubernetes_validate.validate(monitor, K8S_VERSIONS[0], strict=True)
+    # its str() is empty; the message names the kind and API version it has no schema for
+    assert missing.value.message == (
+        "Couldn't find schema for kind PodMonitor with api version monitoring.coreos.com/v1"
+        " for kubernetes version 1.30"  # kubernetes-validate's own spelling of 1.30.0
+    )
 
 
 # --- prometheus-operator CRDs -----------------------------------------------------------
@@ -416,62 +429,31 @@ def test_model_repository_volumes() -> None:
     assert "config.pbtxt" in find("ConfigMap", config_map, ALL["base"])["data"]
 
 
-def parse_pbtxt(text: str) -> dict[str, Any]:
-    """The handful of config.pbtxt fields checked here (a text-format protobuf subset)."""
-
-    def field(name: str, source: str = text) -> str:
-        match = re.search(rf"(?m)^\s*{name}\s*:\s*(\S+)", source)
-        assert match, f"config.pbtxt has no {name}"
-        return match.group(1).strip('"')
-
-    def block(name: str) -> str:
-        match = re.search(rf"{name}\s*\[(.*?)\n\]", text, re.S) or re.search(
-            rf"{name}\s*\{{(.*?)\n\}}", text, re.S
-        )
-        assert match, f"config.pbtxt has no {name} block"
-        return match.group(1)
-
-    def dims(source: str) -> list[int]:
-        return [int(x) for x in re.search(r"dims:\s*\[([^\]]*)\]", source).group(1).split(",")]
-
-    inputs, outputs = block("input"), block("output")
-    instance = block("instance_group")
-    return {
-        "name": field("name"),
-        "platform": field("platform"),
-        "max_batch_size": int(field("max_batch_size")),
-        "input": (field("name", inputs), field("data_type", inputs), dims(inputs)),
-        "output": (field("name", outputs), field("data_type", outputs), dims(outputs)),
-        "max_queue_delay_us": int(field("max_queue_delay_microseconds", block("dynamic_batching"))),
-        "instance": (field("kind", instance), int(field("count", instance))),
-    }
-
-
-def test_triton_config_pbtxt() -> None:
-    config = parse_pbtxt(find("ConfigMap", "triton-config")["data"]["config.pbtxt"])
+def test_triton_config_pbtxt(tmp_path: Path) -> None:
+    """The ConfigMap's config.pbtxt, read by the project's Triton config reader (the one the
+    local inference server loads), against the simulated cluster's serving constants."""
+    text = find("ConfigMap", "triton-config")["data"]["config.pbtxt"]
     serving = CLUSTER["serving"]
-    assert config == {
-        "name": serving["model_name"],
-        "platform": "onnxruntime_onnx",
-        "max_batch_size": serving["max_batch_size"],
-        "input": ("input0", "TYPE_FP32", [3, 224, 224]),
-        "output": ("output0", "TYPE_FP32", [1000]),
-        "max_queue_delay_us": serving["max_queue_delay_us"],
-        "instance": ("KIND_GPU", 1),
-    }
-    assert config["max_batch_size"] == 8 and config["max_queue_delay_us"] == 500
+    model_dir = tmp_path / serving["model_name"]
+    model_dir.mkdir()
+    (model_dir / "config.pbtxt").write_text(text, encoding="utf-8")
+    config = read_model_config(tmp_path, serving["model_name"])
+    assert (config.name, config.platform) == (serving["model_name"], "onnxruntime_onnx")
+    assert config.max_batch_size == serving["max_batch_size"] == 8
+    assert [(t.name, t.data_type, t.dims) for t in config.inputs] == [
+        ("input0", "TYPE_FP32", (3, 224, 224))
+    ]
+    assert [(t.name, t.data_type, t.dims) for t in config.outputs] == [
+        ("output0", "TYPE_FP32", (1000,))
+    ]
+    assert config.dynamic_batching
+    assert config.max_queue_delay_us == serving["max_queue_delay_us"] == 500
+    assert config.instance_groups == ({"count": 1, "kind": "KIND_GPU"},)
     # What the Locust users send by default.
     locustfile = (REPO_ROOT / "loadprofiles" / "locustfile.py").read_text(encoding="utf-8")
     assert '"K8SGPURL_MODEL", "mobilenetv4"' in locustfile
     assert '"K8SGPURL_INPUT", "input0"' in locustfile
     assert '"K8SGPURL_OUTPUT", "output0"' in locustfile
-
-
-def test_the_pbtxt_parser_rejects_mistakes() -> None:
-    text = find("ConfigMap", "triton-config")["data"]["config.pbtxt"]
-    assert parse_pbtxt(text.replace('"input0"', '"INPUT__0"'))["input"][0] == "INPUT__0"
-    with pytest.raises(AssertionError):
-        parse_pbtxt(text.replace("max_batch_size", "max_batch"))
 
 
 def test_service_routes_to_the_triton_pods() -> None:
@@ -706,64 +688,384 @@ def test_locust_accepts_the_jobs_command_line(tmp_path: Path) -> None:
 # --- shell scripts -----------------------------------------------------------------------
 
 SCRIPTS = sorted(K8S_DIR.glob("*.sh"))
+# What the scripts may call besides the cluster tools; nothing else is on PATH in the runs.
+SYSTEM_TOOLS = ("bash", "sh", "sed", "tail", "dirname", "mktemp", "rm", "mkdir", "cp", "cat")
+
+# A stand-in for helm, kubectl, microk8s and sudo: appends its argv (and its stdin for
+# `apply -f -`) as one JSON line to $FAKE_LOG, answers from $FAKE_RULES (argv prefix ->
+# stdout, exit code), copies `kubectl cp SRC POD:DST` into $FAKE_PVC, and runs `sudo CMD`.
+FAKE_TOOL = """\
+import json, os, pathlib, shutil, subprocess, sys
+argv = [pathlib.Path(sys.argv[0]).name, *sys.argv[1:]]
+entry = {"argv": argv}
+if argv[-2:] == ["-f", "-"]:
+    entry["stdin"] = sys.stdin.read()
+with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as log:
+    log.write(json.dumps(entry) + "\\n")
+if argv[0] == "sudo":
+    sys.exit(subprocess.run(argv[1:]).returncode)
+words = [w for w in argv if w not in ("--namespace", os.environ.get("FAKE_NS", ""))]
+if argv[0] == "kubectl" and "cp" in words:
+    src, dst = words[words.index("cp") + 1 : words.index("cp") + 3]
+    target = pathlib.Path(os.environ["FAKE_PVC"]) / dst.split(":", 1)[1].lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, target)
+for prefix, out, code in json.loads(os.environ.get("FAKE_RULES", "[]")):
+    if argv[: len(prefix)] == prefix:
+        sys.stdout.write(out)
+        sys.exit(code)
+"""
+
+
+class FakeCluster:
+    """Fake cluster tools first on a PATH that holds nothing else but ``SYSTEM_TOOLS``."""
+
+    def __init__(self, tmp: Path, tools: tuple[str, ...] = ("helm", "kubectl", "sudo")) -> None:
+        self.tmp, self.log, self.pvc = tmp, tmp / "calls.jsonl", tmp / "pvc"
+        self.bin = tmp / "bin"
+        self.bin.mkdir(parents=True)
+        for tool in tools:
+            stub = self.bin / tool
+            stub.write_text(f"#!{sys.executable}\n{FAKE_TOOL}", encoding="utf-8")
+            stub.chmod(0o755)
+        for tool in SYSTEM_TOOLS:
+            found = shutil.which(tool)
+            assert found, f"{tool} is not installed"
+            (self.bin / tool).symlink_to(found)
+
+    def run(
+        self, *command: str, rules: list | None = None, **env: str
+    ) -> subprocess.CompletedProcess:
+        environ = {
+            "PATH": str(self.bin),
+            "HOME": str(self.tmp),
+            "FAKE_LOG": str(self.log),
+            "FAKE_PVC": str(self.pvc),
+            "FAKE_NS": env.pop("FAKE_NS", NAMESPACE),
+            "FAKE_RULES": json.dumps(rules or []),
+            **env,
+        }
+        return subprocess.run(command, env=environ, capture_output=True, text=True, timeout=120)
+
+    def calls(self) -> list[list[str]]:
+        return [entry["argv"] for entry in self.entries()]
+
+    def entries(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text(encoding="utf-8").splitlines()]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
-def test_shell_scripts_parse(script: Path) -> None:
+def test_shell_scripts_are_strict_bash(script: Path) -> None:
+    text = script.read_text(encoding="utf-8")
     assert script.stat().st_mode & stat.S_IXUSR, f"{script.name} is not executable"
-    assert script.read_text(encoding="utf-8").startswith("#!/usr/bin/env bash\n")
-    assert "set -euo pipefail" in script.read_text(encoding="utf-8")
-    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert text.startswith("#!/usr/bin/env bash\n")
+    assert "set -euo pipefail" in text
+
+
+# The exact Helm commands helm-install.sh runs on a cluster with neither Prometheus nor HAMi.
+# Versions are the pinned ones the k8s README quotes; release names and namespaces are the
+# ones the base's ServiceMonitors/PodMonitor select (checked above).
+PROM_INSTALL = [
+    "helm", "upgrade", "--install", PROMETHEUS_RELEASE, "kube-prometheus-stack",
+    "--repo", "https://prometheus-community.github.io/helm-charts", "--version", "77.6.2",
+    "--namespace", "observability", "--create-namespace",
+    "--set", "prometheus.prometheusSpec.scrapeInterval=30s",
+    "--wait", "--timeout", "15m",
+]  # fmt: skip
+HAMI_INSTALL = [
+    "helm", "upgrade", "--install", "hami", "hami",
+    "--repo", "https://project-hami.github.io/HAMi/", "--version", "2.10.0",
+    "--namespace", "kube-system",
+    "--set", "schedulerName=hami-scheduler",
+    "--set", "scheduler.kubeScheduler.image.registry=registry.k8s.io",
+    "--set", "scheduler.kubeScheduler.image.repository=kube-scheduler",
+    "--set", "scheduler.kubeScheduler.image.tag=v1.30.4",
+    "--set", "scheduler.defaultSchedulerPolicy.nodeSchedulerPolicy=binpack",
+    "--set", "scheduler.defaultSchedulerPolicy.gpuSchedulerPolicy=spread",
+    "--set", "devicePlugin.deviceSplitCount=10",
+    "--set", "devicePlugin.deviceMemoryScaling=1",
+    "--set", "devicePlugin.deviceCoreScaling=1",
+    "--set", "devicePlugin.pluginPath=/plugins/device-plugins",
+    "--set-string", "devicePlugin.nvidiaNodeSelector.gpu=on",
+    "--wait", "--timeout", "10m",
+]  # fmt: skip
+DCGM_INSTALL = [
+    "helm", "upgrade", "--install", "dcgm-exporter", "dcgm-exporter",
+    "--repo", "https://nvidia.github.io/dcgm-exporter/helm-charts", "--version", "4.8.2",
+    "--namespace", "gpu-monitoring", "--create-namespace",
+    "--set", "serviceMonitor.enabled=true",
+    "--set", "serviceMonitor.interval=30s",
+    "--set", f"serviceMonitor.additionalLabels.release={PROMETHEUS_RELEASE}",
+    "--wait", "--timeout", "10m",
+]  # fmt: skip
+PROM_STATUS = ["helm", "status", PROMETHEUS_RELEASE, "--namespace", "observability"]
+CRD_CHECK = ["kubectl", "get", "crd", "podmonitors.monitoring.coreos.com"]
+# `kubectl version -o json` of a 1.30.4 API server (client first, as kubectl prints them)
+KUBECTL_VERSION = (
+    ["kubectl", "version", "-o", "json"],
+    '{\n  "clientVersion": {\n    "gitVersion": "v1.31.0"\n  },\n'
+    '  "serverVersion": {\n    "gitVersion": "v1.30.4",\n    "platform": "linux/amd64"\n  }\n}\n',
+    0,
+)
+NOT_FOUND = 1  # what helm status / kubectl get answer for an absent release or CRD
+
+
+def test_helm_install_runs_the_pinned_commands(tmp_path: Path) -> None:
+    cluster = FakeCluster(tmp_path)
+    rules = [[PROM_STATUS, "", NOT_FOUND], [CRD_CHECK, "", NOT_FOUND], list(KUBECTL_VERSION)]
+    result = cluster.run(
+        str(K8S_DIR / "helm-install.sh"), rules=rules, KUBELET_PLUGIN_DIR="/plugins/device-plugins"
+    )
     assert result.returncode == 0, result.stderr
+    assert cluster.calls() == [
+        PROM_STATUS,
+        CRD_CHECK,
+        PROM_INSTALL,
+        KUBECTL_VERSION[0],
+        HAMI_INSTALL,
+        DCGM_INSTALL,
+    ]
+    # the same settings the simulated cluster and the manifests assume
+    hami = CLUSTER["hami"]
+    assert f"devicePlugin.deviceSplitCount={hami['device_split_count']}" in HAMI_INSTALL
+    policy = "scheduler.defaultSchedulerPolicy"
+    assert f"{policy}.nodeSchedulerPolicy={hami['node_scheduler_policy']}" in HAMI_INSTALL
+    assert f"{policy}.gpuSchedulerPolicy={hami['gpu_scheduler_policy']}" in HAMI_INSTALL
+    assert POD_SPEC["schedulerName"] == "hami-scheduler"
+    interval = f"{CLUSTER['metrics']['scrape_interval_s']:.0f}s"
+    assert f"prometheus.prometheusSpec.scrapeInterval={interval}" in PROM_INSTALL
+    assert find("ServiceMonitor", "hami-scheduler")["spec"]["namespaceSelector"] == {
+        "matchNames": ["kube-system"]
+    }
+    assert "then: kubectl apply -k scripts/k8s/base" in result.stdout
 
 
-def test_bash_n_catches_syntax_errors(tmp_path: Path) -> None:
-    broken = tmp_path / "broken.sh"
-    broken.write_text("if true; then\n  echo\n", encoding="utf-8")
-    assert subprocess.run(["bash", "-n", str(broken)], capture_output=True).returncode != 0
-
-
-def run_without_cluster_tools(tmp_path: Path, *command: str) -> subprocess.CompletedProcess:
-    """Run with helm, kubectl, microk8s and sudo replaced by stubs that fail loudly."""
-    fake_bin = tmp_path / "bin"
-    fake_bin.mkdir(parents=True)
-    marker = tmp_path / "called"
-    for tool in ("helm", "kubectl", "microk8s", "sudo"):
-        stub = fake_bin / tool
-        stub.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{marker}"\nexit 97\n', encoding="utf-8")
-        stub.chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}"}
-    for name in ("HELM", "KUBECTL", "KUBE_SCHEDULER_TAG", "KUBELET_PLUGIN_DIR"):
-        env.pop(name, None)
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    assert not marker.exists(), f"dry run called {marker.read_text()}"
-    return result
-
-
-def test_helm_install_dry_run_prints_pinned_installs(tmp_path: Path) -> None:
-    result = run_without_cluster_tools(tmp_path, str(K8S_DIR / "helm-install.sh"), "--dry-run")
-    assert result.returncode == 0, result.stderr
-    installs = [line for line in result.stdout.splitlines() if "upgrade --install" in line]
-    charts = {}
-    for line in installs:
-        words = line.split()
-        chart = words[words.index("--install") + 2]
-        charts[chart] = option(words, "--version")
-        assert re.fullmatch(r"\d+\.\d+\.\d+", charts[chart]), line
-        assert option(words, "--repo").startswith("https://"), line
-    assert set(charts) == {"kube-prometheus-stack", "hami", "dcgm-exporter"}
-    text = result.stdout
-    assert "devicePlugin.deviceSplitCount=10" in text
-    assert "scheduler.kubeScheduler.image.tag=" in text
-    assert "prometheus.prometheusSpec.scrapeInterval=30s" in text
-    assert f"serviceMonitor.additionalLabels.release={PROMETHEUS_RELEASE}" in text
-    assert f"upgrade --install {PROMETHEUS_RELEASE} kube-prometheus-stack" in text
-    # The README quotes the same versions.
+def test_helm_install_pins_the_versions_the_readme_quotes() -> None:
     readme = (K8S_DIR / "README.md").read_text(encoding="utf-8")
-    for chart, version in charts.items():
+    for command in (PROM_INSTALL, HAMI_INSTALL, DCGM_INSTALL):
+        chart, version = command[4], option(command, "--version")
         assert re.search(rf"{re.escape(chart)}[^\n|]*\|[^\n]*\b{re.escape(version)}\b", readme), (
             chart
         )
+
+
+def test_helm_install_leaves_an_existing_prometheus_alone(tmp_path: Path) -> None:
+    """MicroK8s' observability addon installed kube-prom-stack: no Prometheus install, and the
+    HAMi scheduler's tag and plugin path come from the cluster."""
+    cluster = FakeCluster(tmp_path)
+    result = cluster.run(
+        str(K8S_DIR / "helm-install.sh"),
+        "--skip-dcgm-exporter",
+        rules=[[PROM_STATUS, "STATUS: deployed\n", 0], list(KUBECTL_VERSION)],
+    )
+    assert result.returncode == 0, result.stderr
+    calls = cluster.calls()
+    assert calls[:2] == [PROM_STATUS, KUBECTL_VERSION[0]] and len(calls) == 3
+    (hami,) = [c for c in calls if c[:2] == ["helm", "upgrade"]]
+    assert hami[4] == "hami" and "scheduler.kubeScheduler.image.tag=v1.30.4" in hami
+    # no KUBELET_PLUGIN_DIR: kubelet's standard directory, or MicroK8s' where it is not linked
+    paths = [v.split("=", 1)[1] for v in hami if v.startswith("devicePlugin.pluginPath=")]
+    assert paths in (
+        ["/var/lib/kubelet/device-plugins"],
+        ["/var/snap/microk8s/common/var/lib/kubelet/device-plugins"],
+    )
+    assert "already in observability" in result.stdout
+
+
+def test_helm_install_stops_on_a_foreign_prometheus_operator(tmp_path: Path) -> None:
+    cluster = FakeCluster(tmp_path)
+    result = cluster.run(
+        str(K8S_DIR / "helm-install.sh"), rules=[[PROM_STATUS, "", NOT_FOUND], [CRD_CHECK, "", 0]]
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: a Prometheus operator is installed")
+    assert "--prometheus=skip" in result.stderr
+    assert cluster.calls() == [PROM_STATUS, CRD_CHECK]  # nothing installed
+
+
+def test_helm_install_without_a_server_version_says_what_to_set(tmp_path: Path) -> None:
+    cluster = FakeCluster(tmp_path)
+    result = cluster.run(
+        str(K8S_DIR / "helm-install.sh"),
+        "--prometheus=skip",
+        rules=[[KUBECTL_VERSION[0], '{"clientVersion": {}}', 0]],
+    )
+    assert result.returncode == 1
+    assert "could not read the API server's version; set KUBE_SCHEDULER_TAG" in result.stderr
+    assert not [c for c in cluster.calls() if c[:2] == ["helm", "upgrade"]]
+
+
+def test_helm_and_kubectl_fall_back_to_microk8s(tmp_path: Path) -> None:
+    """Only `microk8s` on PATH: the script runs `microk8s helm3` and `microk8s kubectl`."""
+    cluster = FakeCluster(tmp_path, tools=("microk8s",))
+    result = cluster.run(
+        str(K8S_DIR / "helm-install.sh"), "--prometheus=skip", "--skip-dcgm-exporter",
+        KUBE_SCHEDULER_TAG="v1.32.1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (call,) = cluster.calls()
+    assert call[:5] == ["microk8s", "helm3", "upgrade", "--install", "hami"]
+    assert "scheduler.kubeScheduler.image.tag=v1.32.1" in call
+    assert "done. Check: microk8s kubectl -n kube-system get pods" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("tools", "env", "command", "expected"),
+    [
+        (("kubectl",), {}, "find_kubectl", "kubectl"),
+        (("microk8s",), {}, "find_kubectl", "microk8s|kubectl"),
+        (("kubectl",), {"KUBECTL": "microk8s kubectl"}, "find_kubectl", "microk8s|kubectl"),
+        (("helm",), {}, "find_helm", "helm"),
+        (("microk8s",), {}, "find_helm", "microk8s|helm3"),
+        ((), {"HELM": "/opt/helm --debug"}, "find_helm", "/opt/helm|--debug"),
+    ],
+)
+def test_lib_finds_the_cluster_tools(tmp_path: Path, tools, env, command, expected) -> None:
+    cluster = FakeCluster(tmp_path, tools=tools)
+    variable = "KUBECTL_CMD" if command == "find_kubectl" else "HELM_CMD"
+    script = f'source "{K8S_DIR / "lib.sh"}"; {command}; (IFS="|"; echo "${{{variable}[*]}}")'
+    result = cluster.run("bash", "-c", script, **env)
+    assert (result.returncode, result.stdout.strip()) == (0, expected), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("find_kubectl", "error: kubectl not found: install it or set KUBECTL"),
+        ("find_helm", "error: helm not found: install Helm 3, or run 'microk8s enable helm3'"),
+    ],
+)
+def test_lib_names_the_missing_tool(tmp_path: Path, command: str, message: str) -> None:
+    cluster = FakeCluster(tmp_path, tools=())
+    result = cluster.run("bash", "-c", f'source "{K8S_DIR / "lib.sh"}"; {command}; echo after')
+    assert result.returncode == 1 and result.stderr.startswith(message)
+    assert "after" not in result.stdout
+
+
+def test_lib_dry_run_prints_shell_quoted_commands(tmp_path: Path) -> None:
+    cluster = FakeCluster(tmp_path, tools=())
+    script = f'source "{K8S_DIR / "lib.sh"}"; run mkdir "{tmp_path}/a b"; echo "$?"'
+    dry = cluster.run("bash", "-c", script, DRY_RUN="1")
+    assert dry.stdout == f"+ mkdir {tmp_path}/a\\ b\n0\n"
+    assert not (tmp_path / "a b").exists()
+    wet = cluster.run("bash", "-c", script)
+    assert wet.stdout == "0\n" and (tmp_path / "a b").is_dir()
+
+
+def model_repository(cluster: FakeCluster, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return cluster.run(str(K8S_DIR / "model-repository.sh"), *args, PYTHON=sys.executable, **env)
+
+
+def test_model_repository_copies_through_a_helper_pod(tmp_path: Path) -> None:
+    onnx = tmp_path / "given.onnx"
+    onnx.write_bytes(b"not really onnx")
+    out = tmp_path / "repo"
+    cluster = FakeCluster(tmp_path / "fake", tools=("kubectl",))
+    result = model_repository(cluster, f"--onnx={onnx}", f"--out={out}", "--restart")
+    assert result.returncode == 0, result.stderr
+    kc = ["kubectl", "--namespace", NAMESPACE]
+    pod = "triton-models-loader"
+    entries = cluster.entries()
+    assert [e["argv"] for e in entries] == [
+        [*kc, "apply", "-f", "-"],
+        [*kc, "wait", "--for=condition=Ready", f"pod/{pod}", "--timeout=180s"],
+        [*kc, "exec", pod, "--", "mkdir", "-p", "/models/mobilenetv4/1"],
+        [*kc, "cp", f"{out}/mobilenetv4/1/model.onnx", f"{pod}:/models/mobilenetv4/1/model.onnx"],
+        [*kc, "cp", f"{out}/mobilenetv4/config.pbtxt", f"{pod}:/models/mobilenetv4/config.pbtxt"],
+        [*kc, "exec", pod, "--", "ls", "-lR", "/models/mobilenetv4"],
+        [*kc, "delete", "pod", pod, "--wait=false"],
+        [*kc, "rollout", "restart", "deployment/triton"],
+        [*kc, "rollout", "status", "deployment/triton", "--timeout=600s"],
+    ]
+    # The helper pod is a valid Pod that mounts the PVC the Deployment reads its models from.
+    helper = yaml.safe_load(entries[0]["stdin"])
+    kubernetes_validate.validate(helper, K8S_VERSIONS[0], strict=True)
+    assert helper["metadata"]["name"] == pod
+    (volume,) = helper["spec"]["volumes"]
+    find("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"], ALL["base"])
+    assert helper["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] == "/models"
+    # What reached the PVC: the given model and the ConfigMap's config.pbtxt, in Triton's layout.
+    config = find("ConfigMap", "triton-config")["data"]["config.pbtxt"]
+    assert (cluster.pvc / "models/mobilenetv4/1/model.onnx").read_bytes() == b"not really onnx"
+    assert (cluster.pvc / "models/mobilenetv4/config.pbtxt").read_text(encoding="utf-8") == config
+
+
+def test_model_repository_copies_into_the_hostpath_volume(tmp_path: Path) -> None:
+    onnx = tmp_path / "given.onnx"
+    onnx.write_bytes(b"onnx bytes")
+    host = tmp_path / "hostpath" / "pvc-123"
+    cluster = FakeCluster(tmp_path / "fake", tools=("kubectl", "sudo"))
+    rules = [
+        [["kubectl", "--namespace", "testbed", "get", "pvc", "triton-models"], "pvc-123", 0],
+        [["kubectl", "get", "pv", "pvc-123"], str(host), 0],
+    ]
+    result = model_repository(
+        cluster, f"--onnx={onnx}", "--copy=hostpath", "--namespace=testbed", rules=rules,
+        FAKE_NS="testbed",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    calls = cluster.calls()
+    assert calls[0] == [
+        "kubectl", "--namespace", "testbed", "get", "pvc", "triton-models",
+        "-o", "jsonpath={.spec.volumeName}",
+    ]  # fmt: skip
+    assert calls[1] == ["kubectl", "get", "pv", "pvc-123", "-o", "jsonpath={.spec.hostPath.path}"]
+    assert [c[:2] for c in calls[2:]] == [["sudo", "mkdir"], ["sudo", "cp"], ["sudo", "cp"]]
+    assert (host / "mobilenetv4" / "1" / "model.onnx").read_bytes() == b"onnx bytes"
+    config = find("ConfigMap", "triton-config")["data"]["config.pbtxt"]
+    assert (host / "mobilenetv4" / "config.pbtxt").read_text(encoding="utf-8") == config
+
+
+def test_model_repository_refuses_an_unbound_pvc(tmp_path: Path) -> None:
+    onnx = tmp_path / "given.onnx"
+    onnx.write_bytes(b"x")
+    cluster = FakeCluster(tmp_path / "fake", tools=("kubectl", "sudo"))
+    result = model_repository(cluster, f"--onnx={onnx}", "--copy=hostpath")  # volumeName empty
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: PVC triton-models is not bound yet")
+    assert [c[0] for c in cluster.calls()] == ["kubectl"]  # nothing copied with sudo
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--copy=scp"], "error: --copy takes pod, hostpath or none, not 'scp'"),
+        (["--source=s3"], "error: --source takes auto, hub or local, not 's3'"),
+        (["--onnx=/no/such.onnx"], "error: --onnx: no such file: /no/such.onnx"),
+        (["--copy=none"], "error: --copy=none keeps the result only in --out=DIR; give one"),
+        (["--bogus"], "error: unknown option '--bogus' (see --help)"),
+    ],
+)
+def test_model_repository_rejects_bad_options(tmp_path: Path, args, message) -> None:
+    cluster = FakeCluster(tmp_path, tools=("kubectl",))
+    result = model_repository(cluster, *args)
+    assert (result.returncode, result.stderr.strip()) == (1, message)
+    assert cluster.calls() == []
+
+
+def run_without_cluster_tools(tmp_path: Path, *command: str) -> subprocess.CompletedProcess:
+    """A dry run with the fake tools first on PATH: it must call none of them."""
+    cluster = FakeCluster(tmp_path, tools=("helm", "kubectl", "microk8s", "sudo"))
+    result = cluster.run(*command, PYTHON=sys.executable)
+    assert cluster.calls() == [], f"dry run called {cluster.calls()}"
+    return result
+
+
+def test_helm_install_dry_run_prints_what_the_real_run_runs(tmp_path: Path) -> None:
+    """Each `+ ...` line, unquoted as the shell would, is the command of the real run."""
+    result = run_without_cluster_tools(tmp_path, str(K8S_DIR / "helm-install.sh"), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    printed = [shlex.split(line[2:]) for line in result.stdout.splitlines() if line[:2] == "+ "]
+    tag = "scheduler.kubeScheduler.image.tag="
+    hami = [
+        f"{tag}<API server version, vX.Y.Z>" if word.startswith(tag)
+        else "devicePlugin.pluginPath=/var/lib/kubelet/device-plugins"
+        if word.startswith("devicePlugin.pluginPath=") else word
+        for word in HAMI_INSTALL
+    ]  # fmt: skip
+    assert printed == [PROM_STATUS, PROM_INSTALL, hami, DCGM_INSTALL]
 
 
 def test_helm_install_options(tmp_path: Path) -> None:
@@ -834,10 +1136,3 @@ def test_readme_covers_the_quick_start() -> None:
         "--load-restrictor LoadRestrictionsNone",
     ):
         assert needle in readme, needle
-
-
-def test_no_helm_or_kubectl_needed(tmp_path: Path) -> None:
-    """The stubs really are what the scripts would find first."""
-    fake = run_without_cluster_tools(tmp_path, "sh", "-c", "command -v helm kubectl")
-    assert all(line.startswith(str(tmp_path)) for line in fake.stdout.split()), fake.stdout
-    assert shutil.which("bash")

@@ -119,7 +119,7 @@ def test_pbtxt_reader_handles_triton_syntax() -> None:
     assert msg["input"][0]["dims"] == [3, -1] and msg["input"][1]["dims"] == [4]
     assert msg["dynamic_batching"][0]["preferred_batch_size"] == [4, 8]
     assert msg["instance_group"][0]["kind"] == ["KIND_CPU"]
-    with pytest.raises(PbtxtError):
+    with pytest.raises(PbtxtError, match="missing '}'"):
         parse_pbtxt("input [ { name: 'x' ")
 
 

@@ -422,8 +422,9 @@ def test_gpu_failure_kills_its_pods_until_the_gpu_recovers(tmp_path: Path) -> No
     assert not outage.ok.any()  # in-flight requests reset, then connections refused
     assert np.sum(outage.latencies_s == 0.001) > 0.9 * len(outage.ok)
     assert outage.events == ["120s gpu 0 recovered"]
-    rows = cluster.prom.rows_in(cluster.now_s, 55.0)  # scrapes during the outage
-    assert len(rows) >= 1 and np.all(np.isnan(cluster.prom.gpu_gauges[rows, 0, GPU_UTIL]))
+    # the 60 s outage holds exactly two scrapes of a 30 s interval, whatever its phase
+    rows = cluster.prom.rows_in(cluster.now_s, 60.0)
+    assert len(rows) == 2 and np.all(np.isnan(cluster.prom.gpu_gauges[rows, 0, GPU_UTIL]))
     # replacements were Pending on the dead GPU; now placed, they start (25 s + probe)
     assert sorted(p.phase for p in cluster.pods) == [Phase.STARTING, Phase.STARTING]
     cluster.advance(31.0)

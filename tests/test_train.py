@@ -100,7 +100,16 @@ def test_smoke_run_writes_model_manifest_and_tensorboard(first_run: Path) -> Non
         "autoscale/replicas_ready",
         "train/value_loss",
     } <= tags
-    assert all(np.isfinite(e.value) for e in events.Scalars("episode/vgpu_hours"))
+    # 512 steps of one env in rollouts of 128; low's episodes are 40 steps, so they end at
+    # steps 40, 80, ..., 480: three in each rollout, logged at steps 128, 256, 384, 512.
+    count = events.Scalars("episode/count")
+    assert [(e.step, e.value) for e in count] == [(128, 3), (256, 3), (384, 3), (512, 3)]
+    # Each episode holds at least one pod at >= 20 % (the lowest share level) and, with HAMi
+    # capping one GPU's cores at 100 %, at most the whole RTX 3080, for 600 s:
+    # 0.2 * 600 / 3600 = 0.0333 <= vGPU-h <= 1.0 * 600 / 3600 = 0.1667.
+    vgpu = [e.value for e in events.Scalars("episode/vgpu_hours")]
+    assert len(vgpu) == 4
+    assert all(0.2 * 600 / 3600 - 1e-6 <= v <= 600 / 3600 + 1e-6 for v in vgpu), vgpu
 
 
 def test_resume_continues_counting_timesteps(first_run: Path, tmp_path: Path) -> None:
@@ -179,7 +188,7 @@ def test_policy_predicts_valid_actions_deterministically(first_run: Path) -> Non
         assert np.array_equal(action, policy.predict(obs, deterministic=True)[0])
         obs, *_ = env.step(action)
     assert policy.obs_stats.obs_rms.count == count  # statistics frozen
-    assert policy.describe()["num_timesteps"] == 512 and policy.run_config["env"]["slo_ms"] > 0
+    assert policy.describe()["num_timesteps"] == 512 and policy.run_config["env"]["slo_ms"] == 150.0
     assert PPOPolicy.load(first_run / "checkpoints" / "ppo_256_steps.zip").num_timesteps == 256
 
 
