@@ -6,10 +6,12 @@ the real Locust run (``loadprofiles/locustfile.py``, through :meth:`LoadProfile.
 the simulated cluster (through :func:`user_events`, the user count over time as Locust's
 runner produces it), so training and live runs see the same load.
 
-Profiles ship as YAML files next to this module (``low``, ``medium``, ``high``, ``mixed``);
-:func:`load_profile` reads one by name or any YAML file by path. This module imports
-neither Locust nor gevent: training processes import it, and gevent's monkey-patching
-must stay out of them.
+Profiles ship as YAML files next to this module (``low``, ``medium``, ``high``, ``mixed``:
+the training defaults) and in ``heldout/`` (shapes no training default uses, for
+generalisation tests); :func:`load_profile` reads one by name, any YAML file by path, or
+generates one from ``random:seed=N,...`` or a YAML file with a ``generator:`` mapping
+(``loadprofiles/generator.py``). This module imports neither Locust nor gevent: training
+processes import it, and gevent's monkey-patching must stay out of them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from k8s_gpu_rl.errors import ConfigError
 
 PROFILES_DIR = Path(__file__).resolve().parent
 """Folder of the shipped profile files (``<name>.yaml``)."""
+HELDOUT_DIR = PROFILES_DIR / "heldout"
+"""Folder of the held-out profiles (``heldout/<name>.yaml``), loaded by name like the others."""
 
 _FILE_FIELDS = ("name", "description", "wait_time", "stages")
 _REQUIRED_FILE_FIELDS = ("name", "wait_time", "stages")
@@ -173,28 +177,46 @@ def time_scaled(profile: LoadProfile, factor: float) -> LoadProfile:
 
 
 def available_profiles() -> list[str]:
-    """Names of the shipped profiles, sorted."""
+    """Names of the shipped training profiles, sorted."""
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
-def load_profile(name_or_path: str | os.PathLike[str]) -> LoadProfile:
-    """Read a shipped profile by name (``"low"``) or any profile YAML file by path.
+def heldout_profiles() -> list[str]:
+    """Names of the held-out profiles (``loadprofiles/heldout/*.yaml``), sorted."""
+    return sorted(p.stem for p in HELDOUT_DIR.glob("*.yaml"))
 
-    Raises :class:`ConfigError` for an unknown name (with a "did you mean"), an unreadable
-    file or one whose content does not describe a profile (naming the file and the field).
+
+def load_profile(name_or_path: str | os.PathLike[str]) -> LoadProfile:
+    """A profile by name (``"low"``, a held-out ``"slow_ramp"``), generator spec
+    (``"random:seed=7"``) or path to a YAML file (a profile or a ``generator:`` file).
+
+    Raises :class:`ConfigError` for an unknown name (with a "did you mean"), a malformed
+    generator spec (naming the field, the value and what is allowed), an unreadable file
+    or one whose content does not describe a profile (naming the file and the field).
     """
     if isinstance(name_or_path, str) and not _looks_like_path(name_or_path):
-        names = available_profiles()
-        if name_or_path not in names:
-            raise ConfigError(
-                f"unknown load profile {name_or_path!r}{suggest(name_or_path, names)}; "
-                f"available: {', '.join(names)} (or give a path to a YAML file)"
-            )
-        return _load_shipped(PROFILES_DIR / f"{name_or_path}.yaml")
+        from k8s_gpu_rl.loadprofiles import generator  # noqa: PLC0415 - it imports this module
+
+        if generator.is_generator_spec(name_or_path):
+            return generator.profile_from_spec(name_or_path)
+        return _load_shipped(_shipped_path(name_or_path))
     path = Path(name_or_path).resolve()
-    if path.parent == PROFILES_DIR and path.suffix == ".yaml":
+    if path.parent in (PROFILES_DIR, HELDOUT_DIR) and path.suffix == ".yaml":
         return _load_shipped(path)
     return _parse_file(path)
+
+
+def _shipped_path(name: str) -> Path:
+    training, heldout = available_profiles(), heldout_profiles()
+    if name in training:
+        return PROFILES_DIR / f"{name}.yaml"
+    if name in heldout:
+        return HELDOUT_DIR / f"{name}.yaml"
+    raise ConfigError(
+        f"unknown load profile {name!r}{suggest(name, training + heldout)}; "
+        f"available: {', '.join(training)}; held out: {', '.join(heldout)} "
+        "(or random:seed=N for a generated one, or a path to a YAML file)"
+    )
 
 
 def parse_profile(data: Any, where: str = "profile", source: str = "") -> LoadProfile:
@@ -203,6 +225,10 @@ def parse_profile(data: Any, where: str = "profile", source: str = "") -> LoadPr
         raise ConfigError(
             f"{where}: expected a mapping with fields {', '.join(_FILE_FIELDS)}, got {data!r}"
         )
+    if "generator" in data:
+        from k8s_gpu_rl.loadprofiles import generator  # noqa: PLC0415 - it imports this module
+
+        return generator.parse_generator_file(data, where, source)
     _check_keys(data, where)
     stages = data["stages"]
     if not isinstance(stages, list) or not stages:
@@ -237,8 +263,8 @@ def _check_keys(data: Mapping[str, Any], where: str) -> None:
     for key in data:
         if key not in _FILE_FIELDS:
             raise ConfigError(
-                f"{where}: unknown field {key!r}{suggest(str(key), _FILE_FIELDS)}; "
-                f"allowed: {', '.join(_FILE_FIELDS)}"
+                f"{where}: unknown field {key!r}{suggest(str(key), (*_FILE_FIELDS, 'generator'))}"
+                f"; allowed: {', '.join(_FILE_FIELDS)} (or generator: for a generated profile)"
             )
     for key in _REQUIRED_FILE_FIELDS:
         if key not in data:
