@@ -21,6 +21,7 @@ and prints a summary table. A user mistake prints ``error: ...`` and exits with 
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -29,8 +30,13 @@ from k8s_gpu_rl.errors import K8sGpuRlError
 
 
 def _split(values: list[str] | None, default: str) -> list[str]:
+    """Comma lists, repeated options allowed; a comma before ``key=`` stays inside a
+    generator spec (``random:seed=7,shape=diurnal,low`` is two profiles)."""
     items = values or [default]
-    return [part.strip() for item in items for part in item.split(",") if part.strip()]
+    return [part.strip() for item in items for part in _COMMA.split(item) if part.strip()]
+
+
+_COMMA = re.compile(r",(?![A-Za-z_]\w*=)")
 
 
 class _Parser(argparse.ArgumentParser):

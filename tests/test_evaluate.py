@@ -307,3 +307,14 @@ def test_share_rules_script_on_low() -> None:
         # printed to 3 decimals: +-0.0005
         low, high = (0.4 * 600 + 0.5 * 11.8) / 3600, (0.4 * 600 + 0.5 * 59.9) / 3600
         assert low - 0.0005 <= mean <= high + 0.0005, (rule, mean)
+
+
+def test_profile_lists_keep_generator_specs_whole() -> None:
+    from k8s_gpu_rl.evaluation.cli import _split
+
+    assert _split(["random:seed=7,shape=diurnal,low", "mixed"], "x") == [
+        "random:seed=7,shape=diurnal",
+        "low",
+        "mixed",
+    ]
+    assert _split(None, "ppo,hpa") == ["ppo", "hpa"]
