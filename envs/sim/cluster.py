@@ -63,6 +63,9 @@ class Interval:
     """Locust users running at the end of the interval."""
     tenant_gpu_s: float = 0.0
     """Compute the co-located tenant got, in seconds of a whole GPU (0: no tenant)."""
+    inference: np.ndarray | None = None
+    """Per request in ``latencies_s``: True for inference, False for a cheap GET of the
+    task mix (``client.request_mix``; without one every request is inference)."""
 
 
 class SimCluster(FaultsMixin):
@@ -75,7 +78,13 @@ class SimCluster(FaultsMixin):
         self.ev_t, self.ev_users = user_events(profile)
         max_users = int(self.ev_users.max(initial=0)) + 1
         self.gpu_list = config.gpus
-        self.s = st.allocate(max_users, config.max_pods, len(self.gpu_list), 1 << 14)
+        self.s = st.allocate(
+            max_users,
+            config.max_pods,
+            len(self.gpu_list),
+            1 << 14,
+            locust_processes=config.client.locust_processes or 0,
+        )
         self._cs = kernel.c_state(self.s)
         self._set_params()
         self.s.rng[:] = seed_state(int(self._np_random.integers(0, 2**63)))
@@ -202,6 +211,7 @@ class SimCluster(FaultsMixin):
             events,
             int(self.s.ctr[st.K_USERS]),
             float(self.s.tenant[0]) - tenant_before,
+            self.s.rec_kind[lo:n] == st.KIND_INFER,
         )
 
     def _cpu_total(self) -> float:
@@ -462,6 +472,20 @@ class SimCluster(FaultsMixin):
         pr[st.P_TENANT_CAP] = (
             1.0 if c.tenant is None or not c.tenant.gpucores else c.tenant.gpucores / 100
         )
+        self._set_client_params()
+
+    def _set_client_params(self) -> None:
+        """The load generator's parameters (kernel.c: P_CLIENT_MODE and after)."""
+        client, pr = self.config.client, self.s.params
+        cost, mix = client.client_cost_ms, client.request_mix
+        pr[st.P_CLIENT_MODE] = 1.0 if client.models_load_generator else 0.0
+        pr[st.P_LOCUST_PROCS] = client.locust_processes or 0
+        pr[st.P_BUILD_S] = cost.build / 1000.0
+        pr[st.P_SEND_S] = cost.send / 1000.0
+        pr[st.P_RECEIVE_S] = cost.receive / 1000.0
+        pr[st.P_CHEAP_PROB] = mix.cheap_fraction
+        pr[st.P_CHEAP_COST_S] = mix.cheap_cost_ms / 1000.0
+        pr[st.P_CHEAP_RTT_S] = mix.cheap_round_trip_ms / 1000.0
 
 
 def _pod_next_change(pod: Pod) -> float:

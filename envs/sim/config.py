@@ -227,6 +227,70 @@ class ServingConfig:
 
 
 @dataclass(frozen=True)
+class ClientCostConfig:
+    """CPU time one Locust process spends on one inference request (ms of one core), by
+    when it happens. All 0 (the default): the client-side work is folded into
+    ``transport_median_ms``, as in the default calibration's binary-tensor client."""
+
+    build: float = 0.0
+    """In the task, before the request call: building the payload (for a JSON body, a
+    1x3x224x224 FP32 tensor turned into a list of 150,528 floats). Locust's timer has not
+    started, so it lengthens the users' cycle but not the latency Locust records."""
+    send: float = 0.0
+    """Inside the timed request call, before the request leaves: encoding the body (JSON
+    of 150,528 floats is about 2.7 MB of text; a binary tensor is one 602 KB copy) and
+    writing it to the socket."""
+    receive: float = 0.0
+    """Once the response is back: reading and parsing it and Locust's bookkeeping (timed)."""
+
+    def __post_init__(self) -> None:
+        for name in ("build", "send", "receive"):
+            value = getattr(self, name)
+            check(value >= 0.0, f"client_cost_ms.{name} must be >= 0 ms, got {value}")
+
+    @property
+    def total_ms(self) -> float:
+        """CPU per inference request, all three parts."""
+        return self.build + self.send + self.receive
+
+
+@dataclass(frozen=True)
+class RequestMixConfig:
+    """The users' Locust tasks: inference and cheap GETs (health, model metadata), one task
+    per think time, picked by weight (Locust ``@task(weight)``). Cheap GETs never reach the
+    GPU and are not in Triton's inference counters; Locust counts them in its totals."""
+
+    inference: float = 1.0
+    """Weight of the inference task."""
+    cheap: float = 0.0
+    """Total weight of the cheap GET tasks (0: inference only). The user's locustfile had
+    inference and three GETs at 5 : 1 : 1 : 1, i.e. inference 5, cheap 3."""
+    cheap_cost_ms: float = 2.0
+    """Locust CPU per cheap GET (HTTP client and Locust's bookkeeping), half spent sending
+    and half reading the reply."""
+    cheap_round_trip_ms: float = 2.0
+    """A cheap GET's round trip beyond the client: network and Triton's HTTP front end
+    (median; log-normal with ``transport_sigma``)."""
+
+    def __post_init__(self) -> None:
+        check(self.inference > 0, f"request_mix.inference must be > 0, got {self.inference}")
+        check(self.cheap >= 0, f"request_mix.cheap must be >= 0, got {self.cheap}")
+        check(
+            self.cheap_cost_ms >= 0,
+            f"request_mix.cheap_cost_ms must be >= 0, got {self.cheap_cost_ms}",
+        )
+        check(
+            self.cheap_round_trip_ms > 0,
+            f"request_mix.cheap_round_trip_ms must be > 0, got {self.cheap_round_trip_ms}",
+        )
+
+    @property
+    def cheap_fraction(self) -> float:
+        """Fraction of the users' requests that are cheap GETs."""
+        return self.cheap / (self.inference + self.cheap)
+
+
+@dataclass(frozen=True)
 class ClientConfig:
     """Locust and the network between it and the Service."""
 
@@ -247,6 +311,17 @@ class ClientConfig:
     sticky_connections: bool = False
     """True: kube-proxy balances per kept-alive connection (a user keeps its pod until it
     goes away); False: per request."""
+    locust_processes: int | None = None
+    """Locust processes the users are spread over (``--processes``; users dealt round
+    robin). Each is one gevent loop on one core: it runs one request's client-side work
+    (``client_cost_ms``, the cheap GETs' cost) at a time, first ready first served, so
+    users queue on it and, once they ask more than it can do, the achieved rate stops at
+    its capacity while the latency Locust records grows. None: enough processes that the
+    client never binds (one per user: the costs add latency, no queueing)."""
+    client_cost_ms: ClientCostConfig = field(default_factory=ClientCostConfig)
+    """Locust's CPU per inference request (build / send / receive, ms)."""
+    request_mix: RequestMixConfig = field(default_factory=RequestMixConfig)
+    """The users' task mix (default: inference only)."""
 
     def __post_init__(self) -> None:
         check(
@@ -262,6 +337,28 @@ class ClientConfig:
             0 <= self.uplink_ms <= self.transport_median_ms,
             "uplink_ms must be in [0, transport_median_ms]",
         )
+        check(
+            self.locust_processes is None or self.locust_processes >= 1,
+            f"locust_processes must be >= 1 (or null: one per user), got {self.locust_processes}",
+        )
+
+    @property
+    def models_load_generator(self) -> bool:
+        """Whether the simulator models Locust's CPU (off: the default cluster's path)."""
+        return (
+            self.locust_processes is not None
+            or self.client_cost_ms.total_ms > 0
+            or self.request_mix.cheap > 0
+        )
+
+    def process_capacity_rps(self) -> float:
+        """Requests per second (all kinds, in the mix's proportions) one Locust process can
+        drive when its CPU is busy all the time: 1 / its mean CPU per request (inf: free)."""
+        mix = self.request_mix
+        per_request_ms = (
+            1 - mix.cheap_fraction
+        ) * self.client_cost_ms.total_ms + mix.cheap_fraction * mix.cheap_cost_ms
+        return 1000.0 / per_request_ms if per_request_ms > 0 else float("inf")
 
 
 @dataclass(frozen=True)

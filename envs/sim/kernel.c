@@ -13,7 +13,20 @@
  * (log-normal transport with a rare slow tail); the user records the latency unless its
  * timeout fired first, thinks between(min, max) and sends again.
  *
- * Ordering structures: a binary heap of user sends; per pod a FIFO of requests (their
+ * The load generator (P_CLIENT_MODE 1; 0 keeps the path above, the default): each user
+ * runs in one of P_LOCUST_PROCS single-threaded Locust processes (gevent: one greenlet at
+ * a time), and its client-side work is a job on that process's CPU, served FIFO in the
+ * order the jobs become ready. A user whose think time ends first waits for its process,
+ * then builds the request (P_BUILD_S, before Locust's timer starts) and encodes and sends
+ * it (P_SEND_S, timed); the response, once back, waits for the process again and is read
+ * (P_RECEIVE_S, timed). A fraction P_CHEAP_PROB of a user's tasks are cheap GETs (health,
+ * metadata: P_CHEAP_COST_S of client CPU, half each way, and a P_CHEAP_RTT_S round trip
+ * that never reaches the GPU). So when the users ask more than the process can do, the
+ * achieved rate stops at its capacity and the latency Locust records grows with the
+ * queue, as in the user's runs with one Locust process and JSON bodies.
+ *
+ * Ordering structures: a binary heap of user sends (in the client model, of each user's next
+ * client-side step: u_stage says which); per pod a FIFO of requests (their
  * batcher arrival times are monotone because uplink and CPU time are constant per pod);
  * and one instant, timeout_next, no later than the earliest deadline of a waiting user:
  * when it comes, a scan of the users fails those whose deadline has come and finds the
@@ -29,8 +42,12 @@ enum {
     P_TAIL_PROB, P_TAIL_MEAN_S, P_TIMEOUT_S, P_REFUSED_S, P_MAX_QUEUE_DELAY_S,
     P_BATCH_BASE_S, P_BATCH_PER_ITEM_S, P_CORE_LIMIT_STRENGTH, P_STICKY_CONNECTIONS,
     P_MAX_BATCH, P_UTIL_OVERREAD, P_TOKEN_BUCKET_S, P_CORE_POLICY, P_CONTENTION_LEAK,
-    P_TENANT_GPU, P_TENANT_CAP
+    P_TENANT_GPU, P_TENANT_CAP, P_CLIENT_MODE, P_LOCUST_PROCS, P_BUILD_S, P_SEND_S,
+    P_RECEIVE_S, P_CHEAP_PROB, P_CHEAP_COST_S, P_CHEAP_RTT_S
 };
+/* a user's client-side stage (u_stage), which its pending send-heap entry continues */
+enum { STAGE_THINK = 0, STAGE_SENDING = 1, STAGE_FLIGHT = 2 };
+enum { KIND_INFER = 0, KIND_CHEAP = 1 };  /* rec_kind, u_kind */
 /* P_CORE_POLICY: HAMi-core's GPU_CORE_UTILIZATION_POLICY */
 enum { POLICY_FORCE = 0, POLICY_DEFAULT = 1, POLICY_DISABLE = 2 };
 enum {
@@ -60,6 +77,9 @@ typedef struct {
     double *rec_t, *rec_lat_s; int8_t *rec_ok; int64_t rec_cap;
     double *timeout_next;  /* [1]: next instant a client timeout can fire (inf: none) */
     double *tenant;        /* [2]: the best-effort tenant's GPU-seconds, and when last counted */
+    int8_t *u_stage; int8_t *u_kind;  /* the client model: a user's stage, its request's kind */
+    double *l_free; int64_t n_procs;  /* when each Locust process's CPU is next free */
+    int8_t *rec_kind;                 /* per record: KIND_INFER or KIND_CHEAP */
 } State;
 
 /* ---- random numbers: SplitMix64, as envs/sim/rng.py ---- */
@@ -110,20 +130,27 @@ static void heap_pop(State *s) {
 
 static int overflow;  /* set when the heap is full: run_until reports it */
 
-static void record(State *s, double t, double latency_s, int8_t ok) {
+static void record(State *s, double t, double latency_s, int8_t ok, int8_t kind) {
     int64_t n = s->ctr[K_REC_N]++;
-    s->rec_t[n] = t; s->rec_lat_s[n] = latency_s; s->rec_ok[n] = ok;
+    s->rec_t[n] = t; s->rec_lat_s[n] = latency_s; s->rec_ok[n] = ok; s->rec_kind[n] = kind;
 }
 
 static void think(State *s, int64_t user, double t) {
     double lo = s->params[P_THINK_MIN_S], hi = s->params[P_THINK_MAX_S];
+    s->u_stage[user] = STAGE_THINK;
     if (!heap_push(s, t + lo + (hi - lo) * uniform(s), user, s->u_gen[user])) overflow = 1;
 }
 
 static void fail(State *s, int64_t user, double t, double latency_s) {
-    record(s, t, latency_s, 0);
+    record(s, t, latency_s, 0, s->u_kind[user]);
     s->u_waiting[user] = 0;
+    s->u_gen[user]++;  /* a response still on its way (client model) is now stale */
     think(s, user, t);
+}
+
+static inline void arm_timeout(State *s, double started) {
+    double deadline = started + s->params[P_TIMEOUT_S];
+    if (deadline < s->timeout_next[0]) s->timeout_next[0] = deadline;
 }
 
 static double transport_s(State *s) {
@@ -174,17 +201,19 @@ static double pod_next(State *s, int64_t p, double now) {
     return t < s->p_kill_at[p] ? t : s->p_kill_at[p];
 }
 
-static void send(State *s, int64_t user, double t) {
+/* The user's inference request leaves the client at t; Locust's timer started at started. */
+static void send(State *s, int64_t user, double t, double started) {
     const double *pr = s->params;
     s->u_gen[user]++;
     int64_t p = pick_pod(s, user, t);
     if (p < 0) {
-        record(s, t + pr[P_REFUSED_S], pr[P_REFUSED_S], 0);
+        record(s, t + pr[P_REFUSED_S], pr[P_REFUSED_S] + (t - started), 0, KIND_INFER);
         think(s, user, t + pr[P_REFUSED_S]);
         return;
     }
     s->u_waiting[user] = 1;
-    s->u_send_t[user] = t;
+    s->u_send_t[user] = started;
+    s->u_stage[user] = STAGE_FLIGHT;
     double arrive = t + pr[P_UPLINK_S];
     double *free_at = s->cpu_free + p * s->cpu_k;
     int64_t best = 0;
@@ -196,8 +225,7 @@ static void send(State *s, int64_t user, double t) {
     int64_t i = Q(p, s->p_tail[p]);
     s->q_enq[i] = finish; s->q_arr[i] = arrive; s->q_user[i] = user; s->q_gen[i] = s->u_gen[user];
     s->p_tail[p]++;
-    double deadline = t + pr[P_TIMEOUT_S];
-    if (deadline < s->timeout_next[0]) s->timeout_next[0] = deadline;
+    arm_timeout(s, started);
     s->p_next[p] = pod_next(s, p, t);
 }
 
@@ -337,9 +365,13 @@ static void complete(State *s, int64_t p, double t) {
         COUNTER(p, C_REQUEST_US) += (t - s->q_arr[k]) * 1e6;
         if (s->u_gen[user] != s->q_gen[k] || s->u_waiting[user] == 0) continue;
         double response_t = t + transport_s(s);
+        if (s->params[P_CLIENT_MODE] > 0.5) {  /* the client reads it when its process can */
+            if (!heap_push(s, response_t, user, s->u_gen[user])) overflow = 1;
+            continue;
+        }
         double latency_s = response_t - s->u_send_t[user];
         if (latency_s <= timeout_s) {
-            record(s, response_t, latency_s, 1);
+            record(s, response_t, latency_s, 1, KIND_INFER);
             s->u_waiting[user] = 0;
             think(s, user, response_t);
         }
@@ -379,6 +411,7 @@ static void set_users(State *s, int64_t count, double t) {
         s->u_gen[user]++;
         s->u_waiting[user] = 0;
         s->u_pod[user] = -1;
+        s->u_stage[user] = STAGE_THINK;
         if (!heap_push(s, t, user, s->u_gen[user])) overflow = 1;
     }
     for (int64_t user = count; user < current; user++) {
@@ -386,6 +419,77 @@ static void set_users(State *s, int64_t count, double t) {
         s->u_waiting[user] = 0;
     }
     s->ctr[K_USERS] = count;
+}
+
+/* ---- the load generator (P_CLIENT_MODE) ---- */
+
+/* Run ``cost_s`` of client-side work for ``user`` on its Locust process, the job ready at t
+ * (FIFO: jobs reach this function in the order they become ready). Returns its start. */
+static double client_cpu(State *s, int64_t user, double t, double cost_s) {
+    int64_t procs = (int64_t)s->params[P_LOCUST_PROCS];
+    double *free_at = s->l_free + user % (procs > 0 ? procs : s->n_procs);
+    double start = t > *free_at ? t : *free_at;
+    *free_at = start + cost_s;
+    return start;
+}
+
+static int any_ready(State *s, double t) {
+    for (int64_t p = 0; p < s->ctr[K_N_PODS]; p++)
+        if (ready(s, p, t)) return 1;
+    return 0;
+}
+
+/* The think time is over: the user picks its task and its process builds and sends it. */
+static void client_start(State *s, int64_t user, double t) {
+    const double *pr = s->params;
+    int8_t kind = pr[P_CHEAP_PROB] > 0.0 && uniform(s) < pr[P_CHEAP_PROB] ? KIND_CHEAP : KIND_INFER;
+    double build = kind == KIND_CHEAP ? 0.0 : pr[P_BUILD_S];
+    double send_s = kind == KIND_CHEAP ? 0.5 * pr[P_CHEAP_COST_S] : pr[P_SEND_S];
+    double start = client_cpu(s, user, t, build + send_s);
+    s->u_kind[user] = kind;
+    s->u_send_t[user] = start + build;  /* Locust's timer starts in the request call */
+    s->u_stage[user] = STAGE_SENDING;
+    if (!heap_push(s, start + build + send_s, user, s->u_gen[user])) overflow = 1;
+}
+
+/* The request leaves the client at t: inference goes to a pod, a cheap GET round-trips. */
+static void client_transmit(State *s, int64_t user, double t) {
+    const double *pr = s->params;
+    double started = s->u_send_t[user];
+    if (s->u_kind[user] == KIND_INFER) { send(s, user, t, started); return; }
+    s->u_gen[user]++;
+    if (!any_ready(s, t)) {
+        record(s, t + pr[P_REFUSED_S], pr[P_REFUSED_S] + (t - started), 0, KIND_CHEAP);
+        think(s, user, t + pr[P_REFUSED_S]);
+        return;
+    }
+    s->u_waiting[user] = 1;
+    s->u_stage[user] = STAGE_FLIGHT;
+    arm_timeout(s, started);
+    double rtt = pr[P_CHEAP_RTT_S] * exp(pr[P_TRANSPORT_SIGMA] * standard_normal(s));
+    if (!heap_push(s, t + rtt, user, s->u_gen[user])) overflow = 1;
+}
+
+/* The response is back at t: the process reads it when free; Locust records the latency. */
+static void client_receive(State *s, int64_t user, double t) {
+    const double *pr = s->params;
+    int8_t kind = s->u_kind[user];
+    double cost = kind == KIND_CHEAP ? 0.5 * pr[P_CHEAP_COST_S] : pr[P_RECEIVE_S];
+    double done = client_cpu(s, user, t, cost) + cost;
+    double latency_s = done - s->u_send_t[user];
+    if (latency_s > pr[P_TIMEOUT_S]) return;  /* its timeout fails it at the deadline */
+    record(s, done, latency_s, 1, kind);
+    s->u_waiting[user] = 0;
+    think(s, user, done);
+}
+
+/* A valid send-heap entry of ``user`` in the client model: continue its stage. */
+static void client_event(State *s, int64_t user, double t) {
+    switch (s->u_stage[user]) {
+    case STAGE_THINK: client_start(s, user, t); break;
+    case STAGE_SENDING: client_transmit(s, user, t); break;
+    default: client_receive(s, user, t);
+    }
 }
 
 /* Fail the requests whose deadline has come; find the next deadline (or the next scan). */
@@ -431,7 +535,9 @@ int run_until(State *s, double t_end, const double *ev_t, const int64_t *ev_user
         case 0: {
             int64_t user = s->h_u[0], gen = s->h_g[0];
             heap_pop(s);
-            if (gen == s->u_gen[user] && user < s->ctr[K_USERS]) send(s, user, best);
+            if (gen != s->u_gen[user] || user >= s->ctr[K_USERS]) break;
+            if (s->params[P_CLIENT_MODE] > 0.5) client_event(s, user, best);
+            else send(s, user, best, best);
             break;
         }
         case 1: timeouts(s, best); break;

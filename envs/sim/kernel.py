@@ -97,6 +97,11 @@ class CState(ctypes.Structure):
         ("rec_cap", _I),
         ("timeout_next", _P),
         ("tenant", _P),
+        ("u_stage", _P),
+        ("u_kind", _P),
+        ("l_free", _P),
+        ("n_procs", _I),
+        ("rec_kind", _P),
     ]
 
 
@@ -110,6 +115,7 @@ def c_state(s: ServingState) -> CState:
         "n_counters": N_COUNTERS,
         "n_gpus": s.g_work_s.shape[0],
         "rec_cap": s.rec_t.shape[0],
+        "n_procs": s.l_free.shape[0],
     }
     fields = {}
     for name, kind in CState._fields_:
@@ -140,15 +146,16 @@ def _compiler() -> str:
 
 
 def _build(target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
-    cmd = [_compiler(), *CFLAGS, "-o", tmp, str(SOURCE), "-lm"]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        os.unlink(tmp)
-        raise BackendError(f"compiling {SOURCE.name} failed ({' '.join(cmd)}):\n{out.stderr}")
-    os.replace(tmp, target)  # atomic: concurrent workers never load a half-written library
+    from k8s_gpu_rl.io import atomic_write
+
+    def compile_to(tmp: Path) -> None:
+        cmd = [_compiler(), *CFLAGS, "-o", str(tmp), str(SOURCE), "-lm"]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise BackendError(f"compiling {SOURCE.name} failed ({' '.join(cmd)}):\n{out.stderr}")
+
+    # atomic: concurrent workers never load a half-written library
+    atomic_write(target, compile_to)
 
 
 @lru_cache(maxsize=1)

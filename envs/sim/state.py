@@ -40,7 +40,15 @@ P_CORE_POLICY = 17  # HAMi-core's GPU_CORE_UTILIZATION_POLICY: CORE_POLICIES ind
 P_CONTENTION_LEAK = 18
 P_TENANT_GPU = 19  # global index of the best-effort tenant's GPU (-1: no tenant)
 P_TENANT_CAP = 20  # the tenant's gpucores / 100 (1: no limit)
-N_PARAMS = 21
+P_CLIENT_MODE = 21  # 1: the load generator's CPU is modelled (kernel.c); 0: it is not
+P_LOCUST_PROCS = 22  # Locust processes the users share (0: one per user)
+P_BUILD_S = 23  # client CPU per inference before Locust's timer starts
+P_SEND_S = 24  # client CPU per inference inside the timed call, before it leaves
+P_RECEIVE_S = 25  # client CPU per inference once the response is back
+P_CHEAP_PROB = 26  # fraction of a user's tasks that are cheap GETs
+P_CHEAP_COST_S = 27  # client CPU per cheap GET (half sending, half reading)
+P_CHEAP_RTT_S = 28  # a cheap GET's round trip past the client (median)
+N_PARAMS = 29
 
 CORE_POLICIES = ("force", "default", "disable")
 """P_CORE_POLICY's values, in kernel.c's order."""
@@ -66,6 +74,9 @@ K_CURRENT_SECOND = 6  # last whole second snapshotted into gpu_hist
 K_EVENT_POS = 7  # next user-count event to apply
 N_CTR = 8
 
+KIND_INFER = 0  # rec_kind of an inference request
+KIND_CHEAP = 1  # rec_kind of a cheap GET of the task mix
+
 GPU_HIST_S = 128  # seconds of per-second GPU activity kept (ring)
 
 
@@ -89,6 +100,10 @@ class ServingState(NamedTuple):
     h_g: np.ndarray
     timeout_next: np.ndarray  # float64[1], no later than the earliest waiting deadline
     tenant: np.ndarray  # float64[2], the tenant's GPU-seconds so far, and when last counted
+    # the load generator (P_CLIENT_MODE)
+    u_stage: np.ndarray  # int8[U], client stage: 0 thinking, 1 building/sending, 2 awaiting reply
+    u_kind: np.ndarray  # int8[U], kind of the user's current request (KIND_*)
+    l_free: np.ndarray  # float64[L], when each Locust process's CPU is next free
     # pods
     p_accept_from: np.ndarray  # float64[P], first instant the pod is an endpoint (inf: never)
     p_accept_until: np.ndarray  # float64[P], removed from endpoints (inf: not yet)
@@ -119,12 +134,19 @@ class ServingState(NamedTuple):
     rec_t: np.ndarray  # float64[N], response (or failure) time
     rec_lat_s: np.ndarray  # float64[N]
     rec_ok: np.ndarray  # int8[N]
+    rec_kind: np.ndarray  # int8[N], KIND_INFER or KIND_CHEAP
 
 
 def allocate(
-    max_users: int, max_pods: int, n_gpus: int, record_capacity: int, cpu_servers_max: int = 8
+    max_users: int,
+    max_pods: int,
+    n_gpus: int,
+    record_capacity: int,
+    cpu_servers_max: int = 8,
+    locust_processes: int = 0,
 ) -> ServingState:
-    """Arrays sized for at most ``max_users`` users and ``max_pods`` pod slots."""
+    """Arrays sized for at most ``max_users`` users and ``max_pods`` pod slots, and for
+    ``locust_processes`` load-generator processes (0: one per user)."""
     users = max(1, max_users)
     queue = 1 << int(np.ceil(np.log2(max(users, 2) + 1)))  # >= users: never overflows
     f8 = np.float64
@@ -144,6 +166,9 @@ def allocate(
         h_g=np.zeros(4 * users + 64, np.int64),
         timeout_next=np.full(1, np.inf),
         tenant=np.zeros(2, f8),
+        u_stage=np.zeros(users, np.int8),
+        u_kind=np.zeros(users, np.int8),
+        l_free=np.zeros(max(users, locust_processes), f8),
         p_accept_from=np.full(max_pods, np.inf),
         p_accept_until=np.full(max_pods, np.inf),
         p_kill_at=np.full(max_pods, np.inf),
@@ -171,6 +196,7 @@ def allocate(
         rec_t=np.zeros(record_capacity, f8),
         rec_lat_s=np.zeros(record_capacity, f8),
         rec_ok=np.zeros(record_capacity, np.int8),
+        rec_kind=np.zeros(record_capacity, np.int8),
     )
 
 
@@ -178,7 +204,7 @@ def grow_records(state: ServingState, capacity: int) -> ServingState:
     """A copy of ``state`` whose client-record buffers hold ``capacity`` entries."""
     n = int(state.ctr[K_REC_N])
     bigger = {}
-    for name in ("rec_t", "rec_lat_s", "rec_ok"):
+    for name in ("rec_t", "rec_lat_s", "rec_ok", "rec_kind"):
         old = getattr(state, name)
         new = np.zeros(capacity, old.dtype)
         new[:n] = old[:n]
