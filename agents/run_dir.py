@@ -12,15 +12,15 @@ Layout of ``runs/ppo-<profile>-<seed>-<YYYYmmdd-HHMMSS>/``::
     command.txt          the command line
     manifest.json        seed, versions, git commit, times, status, timesteps done
 
-Models, statistics and manifest files go to a temporary name first and are then
-``os.replace``-d, so a reader (or a killed run) never sees half a file; the logs
-(``tensorboard/``, ``progress.csv``) are appended to as training goes.
+Models, statistics and manifest files are written atomically (:mod:`k8s_gpu_rl.io`: a
+temporary name first, then ``os.replace``), so a reader (or a killed run) never sees half
+a file; the logs (``tensorboard/``, ``progress.csv``) are appended to as training goes.
+The manifest's git commit is the source checkout's, absent (null) for an installed wheel.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import pickle
 import platform
@@ -32,15 +32,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from k8s_gpu_rl import io as io_
 from k8s_gpu_rl.errors import ConfigError
+from k8s_gpu_rl.paths import source_checkout
 
 MODEL_FILE = "model.zip"
 VECNORMALIZE_FILE = "vecnormalize.pkl"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PREFIX = "ppo"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 _CHECKPOINT = re.compile(r"^(?P<prefix>.+)_(?P<steps>\d+)_steps\.zip$")
 
 
@@ -136,16 +135,8 @@ def looks_like_path(profile: str) -> bool:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write ``data`` to ``path`` atomically (:func:`k8s_gpu_rl.io.write_bytes`)."""
+    io_.write_bytes(path, data)
 
 
 def save_model_files(model: Any, model_path: Path, vecnormalize_path: Path) -> None:
@@ -158,22 +149,17 @@ def save_model_files(model: Any, model_path: Path, vecnormalize_path: Path) -> N
         write_bytes_atomic(vecnormalize_path, pickle.dumps(vec_normalize))
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode())
-
-
-def write_yaml(path: Path, data: Any) -> None:
-    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=True) + "\n")
+write_text_atomic = io_.write_text
+write_yaml = io_.write_yaml
+write_json = io_.write_json
+"""JSON with non-finite numbers as ``null`` (the project's rule: :mod:`k8s_gpu_rl.io`)."""
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """A manifest file; :class:`ConfigError` naming the file if it cannot be read."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        return io_.read_json(path)
+    except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read the manifest ({exc})") from None
 
 
@@ -188,8 +174,18 @@ def versions() -> dict[str, str]:
     return out
 
 
-def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
-    """``git rev-parse HEAD`` and whether the work tree has changes; None where git cannot tell."""
+def git_state(root: Path | None = None) -> dict[str, Any]:
+    """``git rev-parse HEAD`` and whether the work tree has changes, of the source checkout
+    the package runs from (:func:`k8s_gpu_rl.paths.source_checkout`; ``root`` overrides).
+    Both ``None`` (absent) when running from an installed wheel, or where git cannot tell
+    (no git, or ``root`` is not the top of a work tree)."""
+    root = root if root is not None else source_checkout()
+    absent: dict[str, Any] = {"git_commit": None, "git_dirty": None}
+    if root is None:
+        return absent
+    top = _git(root, "rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != Path(root).resolve():
+        return absent  # e.g. an unpacked source tree inside some other repository
     commit = _git(root, "rev-parse", "HEAD")
     status = _git(root, "status", "--porcelain") if commit else None
     return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}

@@ -1,53 +1,21 @@
-"""Atomic file writes: a crash or Ctrl-C never leaves a half-written result file.
+"""The evaluation's result writers: :mod:`k8s_gpu_rl.io` under the names the runner uses.
 
-Each writer writes a temporary file in the destination's folder and ``os.replace`` s it
-over the destination (atomic on POSIX). Non-finite floats become JSON ``null``.
+Every writer is atomic (temporary file, then ``os.replace``); JSON writes NaN and the
+infinities as ``null`` (the rule and its reason: :mod:`k8s_gpu_rl.io`).
 """
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
-from typing import Any
+from k8s_gpu_rl.io import jsonable
+from k8s_gpu_rl.io import savefig as savefig_atomic
+from k8s_gpu_rl.io import write_csv as write_csv_atomic
+from k8s_gpu_rl.io import write_json as write_json_atomic
+from k8s_gpu_rl.io import write_text as write_text_atomic
 
-import numpy as np
-import pandas as pd
-
-from k8s_gpu_rl.io import atomic_write
-
-_atomic = atomic_write
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def write_csv_atomic(path: Path, frame: pd.DataFrame) -> None:
-    _atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON types; NaN and infinities become None."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    text = json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n"
-    write_text_atomic(path, text)
-
-
-def savefig_atomic(fig: Any, path: Path, **kwargs: Any) -> None:
-    """``fig.savefig`` through a temporary file (format from ``path``'s suffix)."""
-    fmt = Path(path).suffix.lstrip(".") or "png"
-    _atomic(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))
+__all__ = [
+    "jsonable",
+    "savefig_atomic",
+    "write_csv_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]

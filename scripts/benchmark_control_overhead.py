@@ -43,6 +43,7 @@ from k8s_gpu_rl.envs.backends.local.procs import ProcessGroup, free_port, wait_l
 from k8s_gpu_rl.envs.backends.local.promserver import PrometheusServer  # noqa: E402
 from k8s_gpu_rl.envs.sim.config import load_cluster_config  # noqa: E402
 from k8s_gpu_rl.loadprofiles import load_profile  # noqa: E402
+from k8s_gpu_rl.procenv import python_child_env  # noqa: E402
 from k8s_gpu_rl.testing.fake_kube_api import FakeKubeApi, parse_quantity  # noqa: E402
 
 NS = "k8s-gpu-rl"
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             "server",
             [sys.executable, "-m", "k8s_gpu_rl.envs.backends.local.server", "--model-repository", str(repo),
              "--http-port", "0", "--metrics-port", "0"],
-            cwd=ROOT,
+            env=python_child_env(threads=1),
         )  # fmt: skip
         m = wait_line(server, r"READY http=(\d+) metrics=(\d+)", 120)
         metrics_port = int(m.group(2))

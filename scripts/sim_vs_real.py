@@ -12,7 +12,8 @@
    runs of the calibrated cluster, all holding the Deployment at ``--replicas`` x
    ``--gpucores``. ``--time-scale`` shortens every stage for a quicker look.
 3. Print p50, p95, throughput and CPU utilisation of both with the relative error, and
-   write ``<out>/sim_vs_real.json``. Exit 1 if p95 or throughput is off by more than
+   write ``<out>/sim_vs_real.json`` (a figure that could not be measured, NaN, as
+   ``null``). Exit 1 if p95 or throughput is off by more than
    ``--tolerance`` (default 15 %).
 
 The CPU figure is the pods' CPU time over their CPU requests. On this machine inference
@@ -22,7 +23,6 @@ itself runs on the CPU, so the simulator's figure adds its "GPU" work to its CPU
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -38,6 +38,7 @@ from k8s_gpu_rl.envs.backends.sim import SimBackend  # noqa: E402
 from k8s_gpu_rl.envs.k8s_gpu_env import K8sGpuEnv  # noqa: E402
 from k8s_gpu_rl.envs.sim.config import load_cluster_config  # noqa: E402
 from k8s_gpu_rl.errors import K8sGpuRlError  # noqa: E402
+from k8s_gpu_rl.io import read_json, write_json, write_text  # noqa: E402
 from k8s_gpu_rl.loadprofiles import load_profile, time_scaled  # noqa: E402
 
 FIGURES = ("p50_latency_ms", "p95_latency_ms", "throughput_rps", "cpu_util")
@@ -103,9 +104,10 @@ def calibrate(out: Path) -> Path:
         f"front-end CPU {m.cpu_ms_per_request:.2f} ms/request; memory {m.model_memory_mib:.0f} MiB"
     )
     path = out / "local-calibrated.yaml"
-    path.write_text(
+    write_text(
+        path,
         "# envs/sim/clusters/local.yaml with constants measured by scripts/sim_vs_real.py\n"
-        + yaml.safe_dump(to_dict(measure.calibrated(base, m)), sort_keys=False)
+        + yaml.safe_dump(to_dict(measure.calibrated(base, m)), sort_keys=False),
     )
     return path
 
@@ -142,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         worst = 0.0
         for profile in profiles:
             if args.reuse_real:
-                real = json.loads(args.reuse_real.read_text())["profiles"][profile.name]["real"]
+                saved = read_json(args.reuse_real)["profiles"][profile.name]["real"]
+                real = {k: math.nan if v is None else v for k, v in saved.items()}  # null: NaN
                 print(f"\n{profile.name}: real run from {args.reuse_real}; simulating ...")
             else:
                 print(f"\n{profile.name}: real run ({profile.duration_s:.0f} s) ...", flush=True)
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  requests: real {real['requests']:.0f} (success {real['success_rate']:.2%})")
             report[profile.name] = {"figures": rows, "real": real, "sim_runs": sims}
         result = args.out / ("sim_again.json" if args.reuse_real else "sim_vs_real.json")
-        result.write_text(json.dumps({"cluster": str(cluster_path), "profiles": report}, indent=2))
+        write_json(result, {"cluster": str(cluster_path), "profiles": report})  # NaN: null
     except K8sGpuRlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,7 +7,6 @@ Import the fixtures into a test module (``from local_fixtures import onnx_model,
 from __future__ import annotations
 
 import http.client
-import os
 import queue
 import signal
 import subprocess
@@ -19,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from k8s_gpu_rl.procenv import python_child_env
+
 STARTUP_TIMEOUT_S = 60.0
 
 
@@ -61,11 +61,9 @@ class ServerProcess:
             "0",
             *extra,
         ]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             cmd,
-            cwd=ROOT,
-            env=env,
+            env=python_child_env(),  # imports this k8s_gpu_rl whatever the working directory
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

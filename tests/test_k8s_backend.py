@@ -36,6 +36,7 @@ from k8s_gpu_rl.envs.sim.config import load_cluster_config
 from k8s_gpu_rl.errors import BackendError
 from k8s_gpu_rl.loadprofiles import load_profile
 from k8s_gpu_rl.loadprofiles.kserve_v2 import build_infer_request, random_input
+from k8s_gpu_rl.procenv import python_child_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from k8s_gpu_rl.testing.fake_kube_api import FakeKubeApi, parse_quantity, wait_until  # noqa: E402
@@ -470,7 +471,6 @@ def test_close_restores_the_original_replicas_and_limits(fake: FakeKubeApi, tmp_
 DRIVER = """
 import signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
-sys.path.insert(0, {root!r})
 from k8s_gpu_rl.envs.backends.k8s.backend import K8sBackend
 from k8s_gpu_rl.envs.backends.k8s.options import K8sOptions
 from k8s_gpu_rl.envs.sim.config import load_cluster_config
@@ -509,7 +509,6 @@ def test_ctrl_c_mid_rollout_restores_the_deployment(tmp_path: Path, mode: str) -
         script = tmp_path / "driver.py"
         script.write_text(
             DRIVER.format(
-                root=str(ROOT),
                 profile=str(_profile(tmp_path)),
                 kubeconfig=str(kubeconfig),
                 ns=NS,
@@ -518,7 +517,8 @@ def test_ctrl_c_mid_rollout_restores_the_deployment(tmp_path: Path, mode: str) -
         )
         proc = subprocess.Popen(
             [sys.executable, str(script)],
-            cwd=ROOT,
+            cwd=tmp_path,
+            env=python_child_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -26,6 +26,7 @@ import psutil
 import pytest
 
 from k8s_gpu_rl.envs.k8s_gpu_env import K8sGpuEnv
+from k8s_gpu_rl.procenv import python_child_env
 
 pytest_plugins = ["local_fixtures"]  # onnx_model
 
@@ -195,7 +196,6 @@ def test_ctrl_c_leaves_nothing_behind(tmp_path: Path, onnx_model: Path) -> None:
             f"""
             import json, signal, sys
             signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
-            sys.path.insert(0, {str(ROOT)!r})
             from k8s_gpu_rl.envs.k8s_gpu_env import K8sGpuEnv
             env = K8sGpuEnv(profile={str(_profile(tmp_path, 30, 30))!r}, backend="local",
                             decision_interval_s=5.0,
@@ -211,7 +211,11 @@ def test_ctrl_c_leaves_nothing_behind(tmp_path: Path, onnx_model: Path) -> None:
         )
     )
     proc = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=python_child_env(),
     )
     try:
         line = proc.stdout.readline()

@@ -33,9 +33,7 @@ from k8s_gpu_rl.envs.backends.local.locust_run import LocustRun, RequestLog
 from k8s_gpu_rl.envs.backends.local.procs import ProcessGroup, free_port, wait_http, wait_line
 from k8s_gpu_rl.envs.backends.local.promserver import NodeExporter, PrometheusServer
 from k8s_gpu_rl.errors import BackendError
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
+from k8s_gpu_rl.procenv import python_child_env
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -228,7 +226,6 @@ CLEANUP_SCRIPT = textwrap.dedent(
     """\
     import json, signal, sys, threading, time
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
-    sys.path.insert(0, {repo!r})
     from k8s_gpu_rl.envs.backends.local.procs import ProcessGroup, free_port, wait_line
     from k8s_gpu_rl.envs.backends.local.loadbalancer import HAProxy
 
@@ -282,9 +279,10 @@ def test_no_process_outlives_its_group(how: str, tmp_path: Path) -> None:
     SIGKILL without the reaper, where the kernel's death signal still kills every direct
     child (even those started from a thread that has ended)."""
     script = tmp_path / "supervisor.py"
-    script.write_text(CLEANUP_SCRIPT.format(repo=str(REPO_ROOT)))
+    script.write_text(CLEANUP_SCRIPT.format())  # (the template escapes its braces)
     proc = subprocess.Popen(
         [sys.executable, str(script), how],
+        env=python_child_env(),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -8,6 +8,7 @@ the live Kubernetes backend implement the same methods, so the environment never
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -54,6 +55,13 @@ class PodMetrics:
     """Successful inferences per second over the last window (NaN: no sample)."""
     inflight: float
     """Requests in the pod (queued or executing), averaged over the last window."""
+    queue_ms: float = math.nan
+    """Mean Triton queue time per successful request over the last window, ms
+    (``nv_inference_queue_duration_us`` / ``nv_inference_request_success`` rates; 0 for a
+    pod that served nothing; NaN: no sample, or the backend has no per-pod figure)."""
+    gpu_util: float = math.nan
+    """The pod's own GPU utilisation over the last window, % of one whole GPU (HAMi's
+    ``hami_container_device_utilization_ratio``; NaN: the backend has no per-pod figure)."""
 
 
 @dataclass

@@ -112,12 +112,15 @@ class SimBackend:
         for pod in sim.pods:
             if pod.phase == Phase.GONE:
                 continue
-            cpu = rps = inflight = math.nan
+            cpu = rps = inflight = queue_ms = gpu_util = math.nan
             if dt > 0 and pod.uid in before and pod.uid in after:
                 delta = after[pod.uid] - before[pod.uid]
                 cpu = delta[st.C_CPU_S] / dt + idle
                 rps = delta[st.C_SUCCESS] / dt
                 inflight = delta[st.C_REQUEST_US] / 1e6 / dt
+                served = delta[st.C_SUCCESS]
+                queue_ms = delta[st.C_QUEUE_US] / 1000.0 / served if served > 0 else 0.0
+                gpu_util = 100.0 * delta[st.C_GPU_BUSY_S] / dt
             ready_s = pod.ready_s if pod.phase in (Phase.READY, Phase.TERMINATING) else math.inf
             out.append(
                 PodMetrics(
@@ -131,6 +134,8 @@ class SimBackend:
                     gpucores=pod.template.gpucores,
                     rps=rps,
                     inflight=inflight,
+                    queue_ms=queue_ms,
+                    gpu_util=gpu_util,
                 )
             )
         return out

@@ -25,13 +25,18 @@ Time is wall-clock time, as on the ``local`` backend. Per episode:
 
 Live HPA: :meth:`K8sBackend.install_hpa` creates an autoscaling/v2 HPA on the Deployment;
 while it exists ``apply()`` never scales (the cluster's controller does).
+
+The interval bookkeeping (the clock, ``advance``, the interval record, the event buffer,
+the Deployment and pod records) is :class:`~k8s_gpu_rl.envs.backends.live.LiveBackend`'s,
+shared with the ``local`` backend; the pod parsing is :mod:`k8s_gpu_rl.envs.backends.k8s.pods`, the
+bounds and the restore :mod:`k8s_gpu_rl.envs.backends.k8s.guard`, and the HPA object
+:mod:`k8s_gpu_rl.envs.backends.k8s.hpa`.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import datetime as _dt
 import math
 import sys
 import threading
@@ -40,70 +45,50 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import yaml
-
-from k8s_gpu_rl.envs.backends.base import DeploymentState, IntervalRecord, PodMetrics
-from k8s_gpu_rl.envs.backends.k8s.kube import GPUCORES, GPUMEM, KubeApi
+from k8s_gpu_rl.envs.backends.base import DeploymentState, PodMetrics
+from k8s_gpu_rl.envs.backends.k8s.guard import Original, check_bounds
+from k8s_gpu_rl.envs.backends.k8s.hpa import hpa_behavior, hpa_body
+from k8s_gpu_rl.envs.backends.k8s.kube import KubeApi
 from k8s_gpu_rl.envs.backends.k8s.options import K8sOptions
+from k8s_gpu_rl.envs.backends.k8s.pods import (
+    newest_hash,
+    pod_view,
+    rollout_complete,
+    template_share,
+)
+from k8s_gpu_rl.envs.backends.live import (
+    PENDING,
+    EventLog,
+    Integrals,
+    LiveBackend,
+    PodView,
+    deployment_state,
+    pod_metrics,
+)
+from k8s_gpu_rl.envs.backends.local.locust_run import LocustRun
 from k8s_gpu_rl.envs.backends.promql import PrometheusClient
-from k8s_gpu_rl.envs.observation import interval_queries, pod_queries, queries
+from k8s_gpu_rl.envs.observation import interval_queries, pod_queries
 from k8s_gpu_rl.envs.sim import hami
 from k8s_gpu_rl.envs.sim.config import ClusterConfig
 from k8s_gpu_rl.envs.sim.pods import Template, rollout_can_start
 from k8s_gpu_rl.errors import BackendError
 from k8s_gpu_rl.loadprofiles import LoadProfile
-from k8s_gpu_rl.loadprofiles.profile import profile_dict, users_at
 
-REVISION = "deployment.kubernetes.io/revision"
-HASH = "pod-template-hash"
+__all__ = ["K8sBackend", "hpa_behavior"]
+
 LOCUST_START_TIMEOUT_S = 60.0
-
-
-@dataclass(frozen=True)
-class PodView:
-    """One pod as the backend reads it from the API."""
-
-    name: str
-    phase: str
-    """Pending (not placed), Starting, Ready, Terminating or CrashLoopBackOff."""
-    template_hash: str
-    gpucores: int
-    gpumem_mib: int
-    cpu_request: float
-    created_unix: float
-    started_unix: float
-    ready_unix: float
-    pending_reason: str = ""
-
-    @property
-    def holds_device(self) -> bool:
-        """Placed by HAMi (its vGPU share is allocated)."""
-        return self.phase != "Pending"
-
-
-@dataclass
-class _Original:
-    """What close() restores."""
-
-    replicas: int
-    limits: dict[str, str | None]
-    requests: dict[str, str | None]
-    annotations: dict[str, str | None]
-    scheduler_name: str | None
 
 
 @dataclass
 class _Episode:
     group: Any
-    locust: Any
+    locust: LocustRun
     run_dir: Path
-    t0_mono: float
     t0_unix: float
-    last_end: float = 0.0
+    """Unix time of the episode's time 0 (Locust's load shape start)."""
 
 
-class K8sBackend:
+class K8sBackend(LiveBackend):
     """A live cluster behind the :class:`~k8s_gpu_rl.envs.backends.base.Backend` seam."""
 
     def __init__(
@@ -113,18 +98,14 @@ class K8sBackend:
         options: K8sOptions | None = None,
         kube: KubeApi | None = None,
     ) -> None:
-        self.config = config
-        self.profile = profile
         self.options = options or K8sOptions()
-        self.total_gpus = float(self.options.gpus_total)
-        self.gpu_memory_mib = min(g.memory_mib for _, g in config.gpus)
-        self.max_batch = config.serving.max_batch_size
-        self.scrape_interval_s = config.metrics.scrape_interval_s
-        self.duration_s = profile.duration_s
+        super().__init__(
+            config, profile, self.options.gpus_total, min(g.memory_mib for _, g in config.gpus)
+        )
         self._kube = kube
         self.prom = PrometheusClient(self.options.prometheus_url, self.options.prometheus_timeout_s)
         self._lock = threading.RLock()
-        self._original: _Original | None = None
+        self._original: Original | None = None
         self._atexit = False
         self._closed_hpa: str | None = None
         self.hpa_name: str | None = None
@@ -134,14 +115,14 @@ class K8sBackend:
         self._pods: list[PodView] = []
         self._newest_hash = ""
         self._pods_t = -math.inf
-        self._promql: dict[str, dict[str, str]] = {}
         self._stale_since: float | None = None
         self.stale = False
-        self.events: list[str] = []
-        self._events_seen = 0
+        self.events = EventLog()
         self._reported_pending: set[str] = set()
-        self._acc = [0.0, 0.0, 0.0, 0.0]  # vgpu_s, replica_s, cpu_request_s, gpu_memory_mib_s
-        self._acc_t: float | None = None
+        self._integrated = Integrals()
+        self._integrated_t: float | None = None
+        """Episode time up to which :attr:`_integrated` runs (None: not yet)."""
+        self._next_poll = -math.inf
         self._rollout = False
         self._mutated = False
         self.timing = {"prometheus_s": 0.0, "api_s": 0.0}
@@ -164,35 +145,15 @@ class K8sBackend:
     def _mono(self) -> float:
         return time.monotonic()
 
-    def now_s(self) -> float:
-        ep = self._episode
-        return 0.0 if ep is None else self._mono() - ep.t0_mono
-
     def _t0_unix(self) -> float:
         return self._episode.t0_unix if self._episode is not None else time.time()
-
-    def _event(self, text: str) -> None:
-        self.events.append(f"{self.now_s():.0f}s {text}")
 
     def _attach(self) -> dict[str, Any]:
         """Read the Deployment (label check) and, the first time, remember its original state."""
         dep = self._api(self.kube.read_deployment)
         self._dep = dep
         if self._original is None:
-            c = self.kube.container(dep)
-            res = c.get("resources") or {}
-            tmpl = dep["spec"]["template"]
-            keys = (GPUCORES, GPUMEM)
-            self._original = _Original(
-                replicas=int(dep["spec"].get("replicas", 1)),
-                limits={k: (res.get("limits") or {}).get(k) for k in keys},
-                requests={k: (res.get("requests") or {}).get(k) for k in keys},
-                annotations={
-                    k: ((tmpl.get("metadata") or {}).get("annotations") or {}).get(k)
-                    for k in self.options.pod_annotations
-                },
-                scheduler_name=tmpl["spec"].get("schedulerName"),
-            )
+            self._original = Original.capture(self.kube, dep, self.options)
             if not self._atexit:
                 atexit.register(self.close)
                 self._atexit = True
@@ -201,19 +162,7 @@ class K8sBackend:
     # -- bounds ------------------------------------------------------------------------------
     def check_bounds(self, replicas: int, gpucores: int, gpumem_mib: int) -> None:
         """Raise :class:`BackendError` unless the request is within the safety bounds."""
-        o = self.options
-        if not 1 <= int(replicas) <= o.max_replicas:
-            raise BackendError(f"replicas {replicas} outside [1, {o.max_replicas}] (max_replicas)")
-        if not 1 <= int(gpucores) <= 100:
-            raise BackendError(f"gpucores {gpucores} outside [1, 100]")
-        cap = o.gpus_total * o.max_gpucores_per_gpu
-        if int(replicas) * int(gpucores) > cap:
-            raise BackendError(
-                f"replicas x gpucores = {replicas} x {gpucores} exceeds the GPUs' cores "
-                f"{o.gpus_total} x {o.max_gpucores_per_gpu} = {cap}"
-            )
-        if not int(gpumem_mib) > 0:
-            raise BackendError(f"gpumem {gpumem_mib} MiB must be > 0")
+        check_bounds(self.options, replicas, gpucores, gpumem_mib)
 
     # -- Backend -----------------------------------------------------------------------------
     def reset(self, seed: int, gpucores: int | None = None, gpumem_mib: int | None = None) -> None:
@@ -224,8 +173,8 @@ class K8sBackend:
         mem = d.gpumem_mib if gpumem_mib is None else int(gpumem_mib)
         self.check_bounds(d.replicas, cores, mem)
         dep = self._attach()
-        self.events, self._events_seen, self._reported_pending = [], 0, set()
-        if _template_share(self.kube, dep) != (cores, mem):
+        self.events, self._reported_pending = EventLog(), set()
+        if template_share(self.kube, dep) != (cores, mem):
             self._api(self.kube.patch_share, cores, mem)
             self._mutated = True
             self._event(f"reset: rollout to gpucores={cores} gpumem={mem}MiB")
@@ -242,7 +191,7 @@ class K8sBackend:
         while True:
             dep = self._api(self.kube.read_deployment)
             self._dep = dep
-            if _rollout_complete(dep):
+            if rollout_complete(dep):
                 return
             if self._mono() >= deadline:
                 pods = self._read_pods(dep)
@@ -257,34 +206,27 @@ class K8sBackend:
             time.sleep(min(self.options.pod_poll_s, 0.5))
 
     def _start_episode(self) -> None:
-        from k8s_gpu_rl.envs.backends.local.locust_run import LocustRun
         from k8s_gpu_rl.envs.backends.local.procs import ProcessGroup
 
         group = ProcessGroup(prefix="k8sgpurl-k8s-")
         try:
-            run_dir = Path(group.rundir)
-            profile_path = run_dir / "profile.yaml"
-            profile_path.write_text(yaml.safe_dump(profile_dict(self.profile), sort_keys=False))
-            locust = LocustRun(
+            locust = self._start_locust(
                 group,
-                host=self.options.service_url,
-                profile=str(profile_path),
-                csv_prefix=str(run_dir / "locust"),
-                request_log=str(run_dir / "requests.csv"),
+                self.options.service_url,
+                LOCUST_START_TIMEOUT_S,
                 extra_env={"K8SGPURL_MODEL": self.options.model},
             )
-            # time 0 is when Locust's load shape starts (its profile clock), not its launch
-            t0_unix = locust.wait_started(LOCUST_START_TIMEOUT_S)
         except BaseException:
             group.close()
             raise
-        self._episode = _Episode(group, locust, run_dir, self._mono(), t0_unix)
-        self._acc = [0.0, 0.0, 0.0, 0.0]
-        self._acc_t = 0.0
-        self._poll_pods()
+        self._episode = _Episode(group, locust, Path(group.rundir), locust.t0_unix)
+        self._integrated, self._integrated_t = Integrals(), None
+        self._begin_intervals(locust.t0_unix)
+        self._poll_pods()  # the pods at time 0; the integrals start here
 
     def _stop_episode(self) -> None:
         ep, self._episode = self._episode, None
+        self._end_intervals()
         if ep is None:
             return
         try:
@@ -313,7 +255,7 @@ class K8sBackend:
             self._event("observation stale: action held")
             return
         dep = self._dep if self._dep is not None and self._original is not None else self._attach()
-        if _template_share(self.kube, dep) != (int(gpucores), int(gpumem_mib)):
+        if template_share(self.kube, dep) != (int(gpucores), int(gpumem_mib)):
             self._api(self.kube.patch_share, int(gpucores), int(gpumem_mib))
             self._mutated = True
             self._event(f"rollout to gpucores={gpucores} gpumem={gpumem_mib}MiB")
@@ -362,7 +304,7 @@ class K8sBackend:
     def _read_pods(self, dep: dict[str, Any] | None = None) -> list[PodView]:
         dep = dep or self._dep or self._attach()
         raw = self._api(self.kube.list_pods, dep)
-        return [_pod_view(p, self.options.container) for p in raw]
+        return [pod_view(p, self.options.container) for p in raw]
 
     def _poll_pods(self) -> None:
         """List the pods and integrate the per-pod figures up to now (episode time)."""
@@ -372,54 +314,46 @@ class K8sBackend:
             self._event(f"pod list failed: {exc}")
             pods = self._pods
         now = self.now_s()
-        if self._acc_t is not None and now > self._acc_t:
-            self._integrate(now - self._acc_t)
-        self._acc_t = now
+        if self._integrated_t is not None and now > self._integrated_t:
+            self._integrated = self._integrated.plus(now - self._integrated_t, self._pods)
+        self._integrated_t = now
         self._pods, self._pods_t = pods, self._mono()
         for p in pods:
-            if p.phase == "Pending" and p.name not in self._reported_pending:
+            if p.phase == PENDING and p.name not in self._reported_pending:
                 self._reported_pending.add(p.name)
                 self._event(f"pod {p.name} Pending: {p.pending_reason or 'not scheduled yet'}")
 
-    def _integrate(self, dt: float) -> None:
-        holding = [p for p in self._pods if p.holds_device]
-        self._acc[0] += dt * sum(p.gpucores for p in holding) / 100.0
-        self._acc[1] += dt * sum(p.phase == "Ready" for p in self._pods)
-        self._acc[2] += dt * sum(p.cpu_request for p in holding)
-        self._acc[3] += dt * sum(p.gpumem_mib for p in holding)
+    # -- LiveBackend's hooks: the pods are listed every pod_poll_s while an interval runs --
+    def _interval_started(self) -> None:
+        self._next_poll = self._mono() + self.options.pod_poll_s
 
-    def advance(self, duration_s: float) -> IntervalRecord:
-        ep = self.episode
-        start = ep.last_end
-        end = start + duration_s
-        acc_before = list(self._acc)
-        next_poll = self._mono() + self.options.pod_poll_s
-        while (left := end - self.now_s()) > 0:
-            time.sleep(max(0.0, min(left, next_poll - self._mono(), 0.5)))
-            self._check_locust()
-            if self._mono() >= next_poll:
-                self._poll_pods()
-                next_poll = self._mono() + self.options.pod_poll_s
+    def _pause_s(self) -> float:
+        return min(self._next_poll - self._mono(), 0.5)
+
+    def _during_wait(self) -> None:
+        self._check_locust()
+        if self._mono() >= self._next_poll:
+            self._poll_pods()
+            self._next_poll = self._mono() + self.options.pod_poll_s
+
+    def _interval_ended(self) -> None:
         self._poll_pods()
-        ep.last_end = end
-        # mid-episode, a row flushed late counts in the next interval
-        rows = ep.locust.take_until(end, final=end >= self.duration_s - 1e-9)
-        vgpu, replica, cpu_req, mem = (a - b for a, b in zip(self._acc, acc_before, strict=True))
-        gpu_work, cpu = self._interval_usage(duration_s, ep.t0_unix + end)
-        return IntervalRecord(
-            start_s=start,
-            end_s=end,
-            latencies_s=rows[:, 1].astype(np.float64),
-            ok=rows[:, 2].astype(bool),
-            vgpu_s=vgpu,
-            gpu_work_s=gpu_work,
-            replica_s=replica,
-            cpu_s=cpu,
-            cpu_request_s=cpu_req,
-            gpu_memory_mib_s=mem,
-            events=self._new_events(),
-            users=users_at(self.profile, end),
-        )
+
+    def _locust(self) -> LocustRun:
+        return self.episode.locust
+
+    def _integrals(self) -> Integrals:
+        return self._integrated
+
+    def _usage(self, duration_s: float, end_s: float) -> tuple[float, float]:
+        return self._interval_usage(duration_s, self.episode.t0_unix + end_s)
+
+    def _events(self) -> EventLog:
+        return self.events
+
+    def _series_labels(self) -> tuple[str, str, str]:
+        o = self.options
+        return o.model, o.namespace, o.deployment
 
     def _interval_usage(self, duration_s: float, at_unix: float) -> tuple[float, float]:
         o = self.options
@@ -445,21 +379,14 @@ class K8sBackend:
         if code is not None and code not in (0, 1) and not ep.locust.proc.stopping:
             raise BackendError(f"Locust exited with {code}; log tail:\n{ep.locust.proc.tail(20)}")
 
-    def _new_events(self) -> list[str]:
-        events = self.events[self._events_seen :]
-        self._events_seen += len(events)
-        return events
-
     # -- what the controller sees ------------------------------------------------------------
     def observe(self, window_s: float) -> dict[str, float]:
-        key = f"{window_s:.3f}"
-        if key not in self._promql:
-            o = self.options
-            self._promql[key] = queries(o.model, o.namespace, o.deployment, window_s)
+        """The observation's queries; a failed query makes the rest NaN at once and the
+        observation stale (as does ``metrics_age > stale_after_s``)."""
         failed: list[str] = []
         t = time.perf_counter()
         raw: dict[str, float] = {}
-        for name, promql in self._promql[key].items():
+        for name, promql in self._queries(window_s).items():
             if failed:  # Prometheus is down: do not wait for every query to time out
                 raw[name] = math.nan
                 continue
@@ -484,10 +411,9 @@ class K8sBackend:
         dep = self._attach()
         pods = self._read_pods(dep)
         rss = self._api(self.kube.list_replicasets, dep)
-        self._newest_hash = _newest_hash(rss)
+        self._newest_hash = newest_hash(rss)
         self._pods, self._pods_t = pods, self._mono()
-        cores, mem = _template_share(self.kube, dep)
-        ready = [p.gpucores for p in pods if p.phase == "Ready"]
+        cores, mem = template_share(self.kube, dep)
         old = any(
             (self._newest_hash and p.template_hash != self._newest_hash)
             or (p.gpucores, p.gpumem_mib) != (cores, mem)
@@ -500,15 +426,7 @@ class K8sBackend:
         if self._rollout and not in_progress:
             self._rollout = False
             self._event(f"rollout to gpucores={cores} finished")
-        return DeploymentState(
-            spec_replicas=int(dep["spec"].get("replicas", 1)),
-            ready_replicas=len(ready),
-            pending_pods=sum(p.phase == "Pending" for p in pods),
-            gpucores=cores,
-            gpumem_mib=mem,
-            serving_gpucores=sum(ready) / len(ready) if ready else 0.0,
-            rollout_in_progress=bool(in_progress),
-        )
+        return deployment_state(dep["spec"].get("replicas", 1), cores, mem, pods, in_progress)
 
     def pod_metrics(self) -> list[PodMetrics]:
         if self._mono() - self._pods_t > self.options.pod_poll_s:
@@ -523,25 +441,7 @@ class K8sBackend:
             except BackendError:
                 break
         self.timing["prometheus_s"] += time.perf_counter() - t
-        t0 = self._t0_unix()
-        out = []
-        for p in self._pods:
-            m = per_pod.get(p.name, {})
-            out.append(
-                PodMetrics(
-                    name=p.name,
-                    phase=p.phase,
-                    created_s=p.created_unix - t0,
-                    started_s=p.started_unix - t0,
-                    ready_s=p.ready_unix - t0 if p.phase == "Ready" else math.inf,
-                    cpu_cores=m.get("cpu_cores", math.nan),
-                    cpu_request_cores=p.cpu_request,
-                    gpucores=p.gpucores,
-                    rps=m.get("rps", math.nan),
-                    inflight=m.get("inflight", math.nan),
-                )
-            )
-        return out
+        return pod_metrics(self._pods, per_pod, self._t0_unix())
 
     # -- live HPA ----------------------------------------------------------------------------
     def hpa_body(
@@ -552,39 +452,7 @@ class K8sBackend:
         behavior: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The autoscaling/v2 HPA object :meth:`install_hpa` creates."""
-        o = self.options
-        key, value = o.label
-        return {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": {
-                "name": f"{o.deployment}-k8sgpurl",
-                "namespace": o.namespace,
-                "labels": {key: value},
-            },
-            "spec": {
-                "scaleTargetRef": {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "name": o.deployment,
-                },
-                "minReplicas": int(min_replicas),
-                "maxReplicas": int(max_replicas),
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "cpu",
-                            "target": {
-                                "type": "Utilization",
-                                "averageUtilization": int(round(target_pct)),
-                            },
-                        },
-                    }
-                ],
-                "behavior": behavior if behavior is not None else hpa_behavior(),
-            },
-        }
+        return hpa_body(self.options, target_pct, min_replicas, max_replicas, behavior)
 
     def install_hpa(
         self,
@@ -617,19 +485,8 @@ class K8sBackend:
     # -- the way out -------------------------------------------------------------------------
     def restore_patch(self, dep: dict[str, Any]) -> dict[str, Any]:
         """The strategic-merge patch that puts back the original replicas and template."""
-        o, orig = self.options, self._original
-        assert orig is not None
-        res: dict[str, Any] = {"limits": dict(orig.limits)}
-        current = (self.kube.container(dep).get("resources") or {}).get("requests") or {}
-        if any(k in current for k in orig.requests) or any(orig.requests.values()):
-            res["requests"] = dict(orig.requests)
-        pod_spec: dict[str, Any] = {"containers": [{"name": o.container, "resources": res}]}
-        if o.scheduler_name is not None:
-            pod_spec["schedulerName"] = orig.scheduler_name
-        template: dict[str, Any] = {"spec": pod_spec}
-        if orig.annotations:
-            template["metadata"] = {"annotations": dict(orig.annotations)}
-        return {"spec": {"replicas": orig.replicas, "template": template}}
+        assert self._original is not None
+        return self._original.restore_patch(self.kube, dep, self.options)
 
     def close(self) -> None:
         """Stop Locust, delete the HPA, restore the Deployment (idempotent)."""
@@ -655,11 +512,7 @@ class K8sBackend:
                     )
                 except BackendError as exc:
                     restored = False  # kept: atexit tries once more
-                    errors.append(
-                        f"{exc}\nRestore by hand: replicas {orig.replicas}, limits "
-                        f"{orig.limits}, requests {orig.requests}, annotations "
-                        f"{orig.annotations}, schedulerName {orig.scheduler_name}"
-                    )
+                    errors.append(f"{exc}\n{orig.by_hand()}")
             if restored and self.hpa_name is None:
                 self._original, self._mutated = None, False
             if self._atexit and self._original is None:
@@ -671,131 +524,3 @@ class K8sBackend:
                 message = "k8s backend close(): " + "\n".join(errors)
                 print(message, file=sys.stderr, flush=True)
                 raise BackendError(message)
-
-
-def hpa_behavior(scale_down_window_s: int | None = None) -> dict[str, Any]:
-    """autoscaling/v2 ``spec.behavior`` with the API defaults written out
-    (``k8s_gpu_rl.baselines.hpa_algorithm``), the scale-down window as given (None: 300 s)."""
-    from k8s_gpu_rl.baselines.hpa_algorithm import HpaSpec, ScalingRules
-
-    down = None if scale_down_window_s is None else ScalingRules(int(scale_down_window_s))
-    spec = HpaSpec(max_replicas=1, scale_down=down)
-
-    def rules(r: Any) -> dict[str, Any]:
-        return {
-            "stabilizationWindowSeconds": int(r.stabilization_window_s),
-            "selectPolicy": r.select_policy,
-            "policies": [
-                {"type": p.type, "value": int(p.value), "periodSeconds": int(p.period_s)}
-                for p in r.policies
-            ],
-        }
-
-    return {"scaleUp": rules(spec.scale_up_rules()), "scaleDown": rules(spec.scale_down_rules())}
-
-
-# --------------------------------------------------------------------------- pod helpers
-
-
-def _quantity(value: Any, default: float = 0.0) -> float:
-    if value is None:
-        return default
-    from kubernetes.utils import parse_quantity
-
-    try:
-        return float(parse_quantity(value))
-    except (ValueError, TypeError):
-        return default
-
-
-def _share_of(container: dict[str, Any]) -> tuple[int, int]:
-    limits = (container.get("resources") or {}).get("limits") or {}
-    return int(_quantity(limits.get(GPUCORES))), int(_quantity(limits.get(GPUMEM)))
-
-
-def _template_share(kube: KubeApi, dep: dict[str, Any]) -> tuple[int, int]:
-    return _share_of(kube.container(dep))
-
-
-def _unix(stamp: str | None) -> float:
-    if not stamp:
-        return math.inf
-    try:
-        return _dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return math.inf
-
-
-def _condition(pod: dict[str, Any], ctype: str) -> dict[str, Any]:
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == ctype:
-            return c
-    return {}
-
-
-def _pod_view(pod: dict[str, Any], container: str) -> PodView:
-    meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
-    c = next(
-        (x for x in spec.get("containers") or [] if x.get("name") == container),
-        (spec.get("containers") or [{}])[0],
-    )
-    cores, mem = _share_of(c)
-    requests_ = (c.get("resources") or {}).get("requests") or {}
-    cstatus = next(
-        (s for s in status.get("containerStatuses") or [] if s.get("name") == c.get("name")), {}
-    )
-    state = cstatus.get("state") or {}
-    started = _unix((state.get("running") or {}).get("startedAt"))
-    ready_c = _condition(pod, "Ready")
-    sched = _condition(pod, "PodScheduled")
-    ready = ready_c.get("status") == "True"
-    reason = ""
-    if meta.get("deletionTimestamp"):
-        phase = "Terminating"
-    elif status.get("phase") == "Pending" and not spec.get("nodeName"):
-        phase = "Pending"
-        reason = " ".join(filter(None, [sched.get("reason"), sched.get("message")]))
-    elif ((state.get("waiting") or {}).get("reason")) == "CrashLoopBackOff":
-        phase = "CrashLoopBackOff"
-    elif status.get("phase") == "Running" and ready:
-        phase = "Ready"
-    else:
-        phase = "Starting"
-    return PodView(
-        name=meta["name"],
-        phase=phase,
-        template_hash=(meta.get("labels") or {}).get(HASH, ""),
-        gpucores=cores,
-        gpumem_mib=mem,
-        cpu_request=_quantity(requests_.get("cpu")),
-        created_unix=_unix(meta.get("creationTimestamp")),
-        started_unix=started,
-        ready_unix=_unix(ready_c.get("lastTransitionTime")) if ready else math.inf,
-        pending_reason=reason,
-    )
-
-
-def _newest_hash(replicasets: list[dict[str, Any]]) -> str:
-    best, rev = "", -1
-    for rs in replicasets:
-        meta = rs["metadata"]
-        try:
-            r = int((meta.get("annotations") or {}).get(REVISION, "0"))
-        except ValueError:
-            r = 0
-        if r > rev:
-            best, rev = (meta.get("labels") or {}).get(HASH, ""), r
-    return best
-
-
-def _rollout_complete(dep: dict[str, Any]) -> bool:
-    """kubectl rollout status's rule: new generation observed, every replica updated,
-    ready, and no old replica left."""
-    spec, status = dep["spec"], dep.get("status") or {}
-    want = int(spec.get("replicas", 1))
-    return (
-        status.get("observedGeneration", 0) >= dep["metadata"].get("generation", 0)
-        and status.get("updatedReplicas", 0) == want
-        and status.get("readyReplicas", 0) == want
-        and status.get("replicas", 0) == want
-    )

@@ -16,6 +16,12 @@ queries the Kubernetes backend sends; the KPIs come from Locust's own measuremen
 request (``K8SGPURL_REQUEST_LOG``). Time is wall-clock time: an episode lasts as long as
 its profile.
 
+The interval bookkeeping (the clock, ``advance``, the interval record, the event buffer,
+``observe``, the Deployment and pod records) is
+:class:`~k8s_gpu_rl.envs.backends.live.LiveBackend`'s, shared with the ``k8s`` backend;
+this module supplies its hooks. The per-pod counters come from
+:mod:`k8s_gpu_rl.envs.backends.local.scrape`.
+
 The vGPU share maps to compute on this machine: ``gpucores`` S lets a server's inference
 run at most S % of wall-clock time on one ONNX Runtime thread (the server's limiter works
 as HAMi-core's does on a GPU), so the machine's "GPU" is one core of inference time.
@@ -26,38 +32,31 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import psutil
-import requests
-import yaml
-
-from k8s_gpu_rl.envs.backends.base import DeploymentState, IntervalRecord, PodMetrics
+from k8s_gpu_rl.envs.backends.base import DeploymentState, PodMetrics
+from k8s_gpu_rl.envs.backends.live import (
+    EventLog,
+    Integrals,
+    LiveBackend,
+    deployment_state,
+    pod_metrics,
+)
 from k8s_gpu_rl.envs.backends.local.deployment import (
     HOLDS_DEVICE,
-    PENDING,
     READY,
     LocalDeployment,
     LocalPod,
     ServerCommand,
 )
 from k8s_gpu_rl.envs.backends.local.exporter import ClusterExporter, ClusterSample, PodSample
-from k8s_gpu_rl.envs.observation import evaluate_live, queries
+from k8s_gpu_rl.envs.backends.local.locust_run import LocustRun
+from k8s_gpu_rl.envs.backends.local.scrape import BUSY, PodCounters
 from k8s_gpu_rl.envs.sim.config import ClusterConfig
 from k8s_gpu_rl.errors import BackendError
 from k8s_gpu_rl.loadprofiles import LoadProfile
-from k8s_gpu_rl.loadprofiles.profile import profile_dict, users_at
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-BUSY = "k8sgpurl_compute_busy_seconds_total"
-"""The server's cumulative inference busy time (the device-utilisation source)."""
-SCRAPED = ("nv_inference_request_success", "nv_inference_request_duration_us", BUSY)
-"""Per-pod counters the backend reads straight from each server (metrics-server's and the
-KPA's view; Prometheus has the same series for the observation)."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ class LocalOptions:
     """Keep the run directory (logs, configs, Locust CSVs) after close()."""
 
 
-class LocalBackend:
+class LocalBackend(LiveBackend):
     """Real processes behind the :class:`~k8s_gpu_rl.envs.backends.base.Backend` seam."""
 
     def __init__(
@@ -91,14 +90,8 @@ class LocalBackend:
                 f"the local backend models one device; cluster {config.name!r} has "
                 f"{len(config.gpus)} GPUs (use cluster='local')"
             )
-        self.config = config
-        self.profile = profile
+        super().__init__(config, profile, 1.0, config.gpus[0][1].memory_mib)
         self.options = options or LocalOptions()
-        self.total_gpus = 1.0
-        self.gpu_memory_mib = config.gpus[0][1].memory_mib
-        self.max_batch = config.serving.max_batch_size
-        self.scrape_interval_s = config.metrics.scrape_interval_s
-        self.duration_s = profile.duration_s
         self._live: _Episode | None = None
         self.last_run_dir: Path | None = None
 
@@ -109,9 +102,19 @@ class LocalBackend:
         if gpucores is not None and gpumem_mib is not None:
             d = dataclasses.replace(config.deployment, gpucores=gpucores, gpumem_mib=gpumem_mib)
             config = dataclasses.replace(config, deployment=d)
-        self._live = _Episode(config, self.profile, self.options)
-        self.last_run_dir = self._live.run_dir
-        self._live.start()
+        self._live = live = _Episode(config, self.options)
+        self.last_run_dir = live.run_dir
+        try:
+            live.start()
+            o = self.options
+            live.locust = self._start_locust(
+                live.group, f"http://{o.host}:{live.lb.port}", o.ready_timeout_s
+            )
+            self._begin_intervals(live.locust.t0_unix)
+            live.counters.begin()
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def live(self) -> _Episode:
@@ -128,43 +131,59 @@ class LocalBackend:
     def rollout_can_start(self, replicas: int, gpucores: int, gpumem_mib: int) -> bool:
         return self.live.deployment.rollout_can_start(replicas, gpucores, gpumem_mib)
 
-    def advance(self, duration_s: float) -> IntervalRecord:
-        return self.live.advance(duration_s)
-
-    def observe(self, window_s: float) -> dict[str, float]:
-        return self.live.observe(window_s)
-
     def deployment(self) -> DeploymentState:
-        return self.live.deployment_state()
+        d = self.live.deployment
+        t = d.template
+        return deployment_state(
+            d.replicas, t.gpucores, t.gpumem_mib, d.views(), d.rollout_in_progress()
+        )
 
     def pod_metrics(self) -> list[PodMetrics]:
-        return self.live.pod_metrics()
-
-    def now_s(self) -> float:
-        return self.live.now_s()
+        """metrics-server's view: usage between the last two interval ends."""
+        d = self.live.deployment
+        assert self._t0_mono is not None
+        return pod_metrics(d.views(), self.live.counters.rates(), self._t0_mono - d.t0)
 
     def close(self) -> None:
+        self._end_intervals()
         if self._live is not None:
             live, self._live = self._live, None
             live.close()
 
+    # -- LiveBackend's hooks -----------------------------------------------------------------
+    def _locust(self) -> LocustRun:
+        assert self.live.locust is not None
+        return self.live.locust
 
-@dataclass
-class _Snapshot:
-    """Per-pod cumulative figures at one moment (what metrics-server and Triton expose)."""
+    def _integrals(self) -> Integrals:
+        return self.live.deployment.integrals()
 
-    t: float
-    pods: dict[str, dict[str, float]]
+    def _usage(self, duration_s: float, end_s: float) -> tuple[float, float]:
+        return self.live.counters.interval_usage()
+
+    def _events(self) -> EventLog:
+        """The controller's events (rollouts, dead pods)."""
+        return self.live.deployment.events
+
+    def _during_wait(self) -> None:
+        self.live.deployment.check()
+        self.live.check_children()
+
+    def _series_labels(self) -> tuple[str, str, str]:
+        return self.config.serving.model_name, self.options.namespace, self.options.deployment
+
+    def _query_scalar(self, promql: str) -> float:
+        return self.live.prom.query_scalar(promql)
 
 
 class _Episode:
-    """One episode's processes and bookkeeping."""
+    """One episode's processes: the pods, HAProxy, Prometheus, the exporters and Locust."""
 
-    def __init__(self, config: ClusterConfig, profile: LoadProfile, options: LocalOptions):
+    def __init__(self, config: ClusterConfig, options: LocalOptions):
         from k8s_gpu_rl.envs.backends.local.loadbalancer import HAProxy
         from k8s_gpu_rl.envs.backends.local.procs import ProcessGroup, free_port
 
-        self.config, self.profile, self.options = config, profile, options
+        self.config, self.options = config, options
         self.group = ProcessGroup(keep=options.keep_run_dir)
         try:
             self.run_dir = Path(self.group.rundir)
@@ -187,19 +206,10 @@ class _Episode:
         except BaseException:
             self.group.close()
             raise
+        self.counters = PodCounters(options.host, self.deployment.live_pods, self.deployment.now_s)
         self.prom: Any = None
         self.exporter: ClusterExporter | None = None
-        self.locust: Any = None
-        self.t0 = math.inf
-        self._http = requests.Session()
-        self._last_seen: dict[str, dict[str, float]] = {}
-        self._snapshots: list[_Snapshot] = []
-        self._acc = (0.0, 0.0, 0.0, 0.0)
-        self._busy_total = 0.0
-        self._cpu_total = 0.0
-        self._last_end = 0.0
-        self._events_seen = 0
-        self._promql: dict[str, dict[str, str]] = {}
+        self.locust: LocustRun | None = None
 
     # -- start and stop ----------------------------------------------------------------------
     def _model_repository(self) -> Path:
@@ -220,42 +230,23 @@ class _Episode:
         return repo
 
     def start(self) -> None:
-        from k8s_gpu_rl.envs.backends.local.locust_run import LocustRun
+        """Prometheus, the exporters and the first pods, all Ready (Locust comes next)."""
         from k8s_gpu_rl.envs.backends.local.promserver import NodeExporter, PrometheusServer
 
         o = self.options
-        try:
-            self.prom = PrometheusServer(
-                self.group,
-                self.free_port(),
-                scrape_interval_s=self.config.metrics.scrape_interval_s,
-            )
-            exporter_port, node_port = self.free_port(), self.free_port()
-            self.exporter = ClusterExporter(self._cluster_sample, o.host, exporter_port)
-            NodeExporter(self.group, node_port)
-            self.prom.set_targets("kube-state-metrics", [(f"{o.host}:{exporter_port}", {})])
-            self.prom.set_targets("node", [(f"{o.host}:{node_port}", {})])
-            self.deployment.start()
-            self.deployment.wait_ready(o.ready_timeout_s)
-            self.prom.wait_ready()
-            profile_path = self.run_dir / "profile.yaml"
-            profile_path.write_text(yaml.safe_dump(profile_dict(self.profile), sort_keys=False))
-            self.locust = LocustRun(
-                self.group,
-                host=f"http://{o.host}:{self.lb.port}",
-                profile=str(profile_path),
-                csv_prefix=str(self.run_dir / "locust"),
-                request_log=str(self.run_dir / "requests.csv"),
-            )
-            # time 0 is when Locust's load shape starts (its profile clock), not its launch
-            t0_unix = self.locust.wait_started(o.ready_timeout_s)
-            self.t0 = self.deployment.now_s() - (time.time() - t0_unix)
-            self._last_end = 0.0
-            self._acc = self.deployment.integrals()
-            self._snapshots = [self._snapshot()]
-        except BaseException:
-            self.close()
-            raise
+        self.prom = PrometheusServer(
+            self.group,
+            self.free_port(),
+            scrape_interval_s=self.config.metrics.scrape_interval_s,
+        )
+        exporter_port, node_port = self.free_port(), self.free_port()
+        self.exporter = ClusterExporter(self._cluster_sample, o.host, exporter_port)
+        NodeExporter(self.group, node_port)
+        self.prom.set_targets("kube-state-metrics", [(f"{o.host}:{exporter_port}", {})])
+        self.prom.set_targets("node", [(f"{o.host}:{node_port}", {})])
+        self.deployment.start()
+        self.deployment.wait_ready(o.ready_timeout_s)
+        self.prom.wait_ready()
 
     def close(self) -> None:
         try:
@@ -269,8 +260,20 @@ class _Episode:
             if self.exporter is not None:
                 self.exporter.close()
                 self.exporter = None
-            self._http.close()
+            self.counters.close()
             self.group.close()
+
+    def check_children(self) -> None:
+        """A dead infrastructure process ends the episode with its log; dead pods are replaced."""
+        pod_names = {p.name for p in self.deployment.pods}
+        for m in self.group.dead():
+            if m.name in pod_names or m.name.startswith(self.options.deployment):
+                continue
+            if m.name.startswith("locust") and m.returncode in (0, 1):
+                continue  # Locust exits at the profile's end (1 when any request failed)
+            raise BackendError(
+                f"local backend: {m.name} exited with code {m.returncode}\n{m.tail(20)}"
+            )
 
     # -- callbacks from the controller --------------------------------------------------------
     def _set_endpoints(self, ready: list[LocalPod]) -> None:
@@ -291,35 +294,13 @@ class _Episode:
             ],
         )
 
-    # -- measurements -------------------------------------------------------------------------
-    def now_s(self) -> float:
-        return self.deployment.now_s() - self.t0
-
-    def _scrape(self, p: LocalPod) -> dict[str, float]:
-        """The pod's cumulative figures: its server's metrics and its process's CPU time."""
-        out: dict[str, float] = {}
-        if p.proc is None:
-            return out
-        try:
-            text = self._http.get(
-                f"http://{self.options.host}:{p.metrics_port}/metrics", timeout=1.0
-            ).text
-            out.update(_sum_samples(text, SCRAPED))
-            proc = psutil.Process(p.proc.pid)
-            t = proc.cpu_times()
-            out["cpu_seconds"] = t.user + t.system
-            out["memory_bytes"] = float(proc.memory_info().rss)
-        except (requests.RequestException, psutil.Error, ValueError):
-            return p.counters
-        p.counters = out
-        return out
-
     def _cluster_sample(self) -> ClusterSample:
+        """What kube-state-metrics, cAdvisor, DCGM and HAMi would export now."""
         d = self.deployment
         pods = d.live_pods()
         samples = []
         for p in pods:
-            c = self._scrape(p) if p.phase in HOLDS_DEVICE else {}
+            c = self.counters.scrape(p) if p.phase in HOLDS_DEVICE else {}
             samples.append(
                 PodSample(
                     p.name,
@@ -342,143 +323,3 @@ class _Episode:
             pods=tuple(samples),
             device_memory_mib=float(self.config.gpus[0][1].memory_mib),
         )
-
-    def _snapshot(self) -> _Snapshot:
-        pods = {
-            p.name: dict(self._scrape(p))
-            for p in self.deployment.live_pods()
-            if p.phase in HOLDS_DEVICE
-        }
-        return _Snapshot(self.now_s(), pods)
-
-    def _totals(self, snap: _Snapshot) -> tuple[float, float]:
-        """Cumulative busy and CPU seconds over every pod the episode ever ran."""
-        for name, c in snap.pods.items():
-            self._last_seen[name] = c
-        busy = sum(c.get(BUSY, 0.0) for c in self._last_seen.values())
-        cpu = sum(c.get("cpu_seconds", 0.0) for c in self._last_seen.values())
-        return busy, cpu
-
-    def advance(self, duration_s: float) -> IntervalRecord:
-        start = self._last_end
-        end = start + duration_s
-        while (left := end - self.now_s()) > 0:
-            time.sleep(min(left, 0.25))
-            self.deployment.check()
-            self._check_children()
-        self._last_end = end
-        rows = self.locust.take_until(end, final=end >= self.profile.duration_s - 1e-9)
-        before_busy, before_cpu = self._totals(self._snapshots[-1])
-        snap = self._snapshot()
-        self._snapshots = [self._snapshots[-1], snap]
-        busy, cpu = self._totals(snap)
-        acc = self.deployment.integrals()
-        vgpu, replica, cpu_req, mem = (a - b for a, b in zip(acc, self._acc, strict=True))
-        self._acc = acc
-        return IntervalRecord(
-            start_s=start,
-            end_s=end,
-            latencies_s=rows[:, 1].astype(np.float64),
-            ok=rows[:, 2].astype(bool),
-            vgpu_s=vgpu,
-            gpu_work_s=max(0.0, busy - before_busy),
-            replica_s=replica,
-            cpu_s=max(0.0, cpu - before_cpu),
-            cpu_request_s=cpu_req,
-            gpu_memory_mib_s=mem,
-            events=self._new_events(),
-            users=users_at(self.profile, end),
-        )
-
-    def _new_events(self) -> list[str]:
-        """The controller's events since the previous interval (rollouts, dead pods)."""
-        events = self.deployment.events[self._events_seen :]
-        self._events_seen += len(events)
-        return events
-
-    def _check_children(self) -> None:
-        """A dead infrastructure process ends the episode with its log; dead pods are replaced."""
-        pod_names = {p.name for p in self.deployment.pods}
-        for m in self.group.dead():
-            if m.name in pod_names or m.name.startswith(self.options.deployment):
-                continue
-            if m.name.startswith("locust") and m.returncode in (0, 1):
-                continue  # Locust exits at the profile's end (1 when any request failed)
-            raise BackendError(
-                f"local backend: {m.name} exited with code {m.returncode}\n{m.tail(20)}"
-            )
-
-    def observe(self, window_s: float) -> dict[str, float]:
-        key = f"{window_s:.3f}"
-        if key not in self._promql:
-            o = self.options
-            self._promql[key] = queries(
-                self.config.serving.model_name, o.namespace, o.deployment, window_s
-            )
-        return evaluate_live(self.prom.query_scalar, self._promql[key])
-
-    def deployment_state(self) -> DeploymentState:
-        d = self.deployment
-        pods = d.live_pods()
-        ready = [p.template.gpucores for p in pods if p.phase == READY]
-        return DeploymentState(
-            spec_replicas=d.replicas,
-            ready_replicas=len(ready),
-            pending_pods=sum(p.phase == PENDING for p in pods),
-            gpucores=d.template.gpucores,
-            gpumem_mib=d.template.gpumem_mib,
-            serving_gpucores=sum(ready) / len(ready) if ready else 0.0,
-            rollout_in_progress=d.rollout_in_progress(),
-        )
-
-    def pod_metrics(self) -> list[PodMetrics]:
-        """metrics-server's view: usage between the last two interval ends."""
-        (a, b) = (self._snapshots[0], self._snapshots[-1])
-        dt = b.t - a.t
-        out = []
-        for p in self.deployment.live_pods():
-            cpu = rps = inflight = math.nan
-            if dt > 0 and p.name in a.pods and p.name in b.pods:
-                before, after = a.pods[p.name], b.pods[p.name]
-
-                def delta(key: str, before=before, after=after) -> float:
-                    return after.get(key, math.nan) - before.get(key, math.nan)
-
-                cpu = delta("cpu_seconds") / dt
-                rps = delta("nv_inference_request_success") / dt
-                inflight = delta("nv_inference_request_duration_us") / 1e6 / dt
-            out.append(
-                PodMetrics(
-                    name=p.name,
-                    phase=p.phase,
-                    created_s=p.created_s - self.t0,
-                    started_s=p.started_s - self.t0,
-                    ready_s=p.ready_s - self.t0 if p.phase == READY else math.inf,
-                    cpu_cores=cpu,
-                    cpu_request_cores=self.config.deployment.cpu_request,
-                    gpucores=p.template.gpucores,
-                    rps=rps,
-                    inflight=inflight,
-                )
-            )
-        return out
-
-
-def _sum_samples(text: str, names: tuple[str, ...]) -> dict[str, float]:
-    """Sum of each named series' samples over all its labels, from Prometheus text format.
-
-    (prometheus_client's parser renames counters without ``_total``, as Triton's are.)"""
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line[0] == "#":
-            continue
-        brace = line.find("{")
-        name = line[:brace] if brace >= 0 else line.split(" ", 1)[0]
-        if name in names:
-            rest = line[line.rfind("}") + 1 :] if brace >= 0 else line[len(name) :]
-            try:
-                value = float(rest.split()[0])
-            except (ValueError, IndexError):
-                continue
-            out[name] = out.get(name, 0.0) + value
-    return out

@@ -25,18 +25,15 @@ from pathlib import Path
 
 import requests
 
+from k8s_gpu_rl.envs.backends.live import PENDING, READY, EventLog, Integrals, PodView
 from k8s_gpu_rl.envs.sim import hami
 from k8s_gpu_rl.envs.sim.config import ClusterConfig
 from k8s_gpu_rl.envs.sim.pods import Template, rollout_can_start, rollout_plan
 from k8s_gpu_rl.errors import BackendError
+from k8s_gpu_rl.io import write_text
+from k8s_gpu_rl.procenv import python_child_env
 
-PENDING, STARTING, READY, TERMINATING, GONE = (
-    "Pending",
-    "Starting",
-    "Ready",
-    "Terminating",
-    "Gone",
-)
+STARTING, TERMINATING, GONE = "Starting", "Terminating", "Gone"
 HOLDS_DEVICE = (STARTING, READY, TERMINATING)
 
 
@@ -58,6 +55,19 @@ class LocalPod:
     last_busy_s: float = 0.0
     counters: dict[str, float] = field(default_factory=dict)
     """The newest scrape of the server's own metrics (Triton names)."""
+
+    def view(self, cpu_request: float) -> PodView:
+        """The pod as the live-backend records read it (times in the controller's clock)."""
+        return PodView(
+            name=self.name,
+            phase=self.phase,
+            gpucores=self.template.gpucores,
+            gpumem_mib=self.template.gpumem_mib,
+            cpu_request=cpu_request,
+            created_t=self.created_s,
+            started_t=self.started_s,
+            ready_t=self.ready_s,
+        )
 
 
 @dataclass(frozen=True)
@@ -96,12 +106,9 @@ class LocalDeployment:
         self.replicas = d.replicas
         self.template = Template(d.gpucores, d.gpumem_mib)
         self.pods: list[LocalPod] = []
-        self.events: list[str] = []
+        self.events = EventLog()
         self.t0 = time.monotonic()
-        self.vgpu_s = 0.0
-        self.replica_s = 0.0
-        self.gpu_memory_mib_s = 0.0
-        self.cpu_request_s = 0.0
+        self._integrated = Integrals()
         self._last_t = 0.0
         self._endpoints: tuple[str, ...] = ()
         self._scraped: tuple[str, ...] = ()
@@ -111,6 +118,7 @@ class LocalDeployment:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._http = requests.Session()
+        self._device_tasks: str | None = None  # what device0-tasks holds
 
     # -- the API the backend calls ---------------------------------------------------------
     def now_s(self) -> float:
@@ -214,23 +222,23 @@ class LocalDeployment:
                 self._error = exc
                 return
 
-    def integrals(self) -> tuple[float, float, float, float]:
+    def integrals(self) -> Integrals:
         """vGPU-, replica-, CPU-request- and GPU-memory-seconds since the controller began,
         integrated up to now."""
         with self._lock:
             self._integrate(self.now_s())
-            return self.vgpu_s, self.replica_s, self.cpu_request_s, self.gpu_memory_mib_s
+            return self._integrated
+
+    def views(self) -> list[PodView]:
+        """The live pods as :class:`~k8s_gpu_rl.envs.backends.live.PodView` s."""
+        cpu = self.cluster.deployment.cpu_request
+        return [p.view(cpu) for p in self.live_pods()]
 
     def _integrate(self, now: float) -> None:
         dt = now - self._last_t
         self._last_t = now
-        if dt <= 0:
-            return
-        holding = [p for p in self.pods if p.phase in HOLDS_DEVICE]
-        self.vgpu_s += dt * sum(p.template.gpucores for p in holding) / 100.0
-        self.gpu_memory_mib_s += dt * sum(p.template.gpumem_mib for p in holding)
-        self.cpu_request_s += dt * len(holding) * self.cluster.deployment.cpu_request
-        self.replica_s += dt * sum(p.phase == READY for p in self.pods)
+        if dt > 0:
+            self._integrated = self._integrated.plus(dt, self.views())
 
     def _reconcile(self) -> None:
         now = self.now_s()
@@ -264,6 +272,20 @@ class LocalDeployment:
             ):
                 self._launch(p, now)
         self._publish()
+        self._write_device_tasks()
+
+    def _device_tasks_path(self) -> Path:
+        """HAMi-core's shared region, as the servers read it: the tasks on the one device."""
+        return Path(self.group.rundir) / "device0-tasks"
+
+    def _write_device_tasks(self) -> None:
+        """Publish how many server processes hold the device (it decides ``default``'s limit)."""
+        count = str(
+            sum(p.proc is not None and p.phase in (STARTING, READY, TERMINATING) for p in self.pods)
+        )
+        if count != self._device_tasks:
+            self._device_tasks = count
+            write_text(self._device_tasks_path(), count)
 
     def _track_processes(self, now: float) -> None:
         for p in self.pods:
@@ -311,9 +333,18 @@ class LocalDeployment:
             str(self.server.threads),
             "--pod",
             p.name,
+            "--device-tasks",
+            str(self._device_tasks_path()),
         ]
-        # the share as an MPS active-thread percentage: effective on a GPU with an MPS daemon
-        env = {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": str(p.template.gpucores)}
+        # the share as an MPS active-thread percentage: effective on a GPU with an MPS daemon;
+        # HAMi-core's core-limit policy as the cluster config says (the manifests set it too)
+        env = python_child_env(
+            {
+                "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": str(p.template.gpucores),
+                "GPU_CORE_UTILIZATION_POLICY": self.cluster.hami.core_utilization_policy,
+            },
+            threads=self.server.threads,
+        )
         p.proc = self.group.start(p.name, argv, env=env)
         p.phase, p.started_s = STARTING, now
 

@@ -49,11 +49,13 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import requests
 
 from k8s_gpu_rl.envs.backends.local.procs import Managed, ProcessGroup, free_port, wait_http
 from k8s_gpu_rl.errors import BackendError
+from k8s_gpu_rl.io import atomic_write
 
 __all__ = ["HAPROXY_INSTALL_HINT", "HAProxy", "Server", "haproxy_binary"]
 
@@ -272,24 +274,26 @@ class HAProxy:
         return "\n".join(lines) + "\n"
 
     def _write_config(self, servers: list[Server]) -> None:
+        """Write ``haproxy.cfg`` atomically, after ``haproxy -c`` has accepted it (a rejected
+        configuration leaves the running one in place)."""
         text = self.render_config(servers)
-        tmp = self.config_path.with_name(self.config_path.name + ".new")
-        tmp.write_text(text)
-        result = subprocess.run(
-            [self._binary, "-c", "-q", "-f", str(tmp)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        if result.returncode != 0:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise BackendError(
-                f"haproxy rejected the generated config ({result.returncode}):\n"
-                f"{result.stdout}{result.stderr}\n--- config ---\n{text}"
+
+        def write_checked(tmp: Path) -> None:
+            tmp.write_text(text)
+            result = subprocess.run(
+                [self._binary, "-c", "-q", "-f", str(tmp)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
             )
-        os.replace(tmp, self.config_path)
+            if result.returncode != 0:
+                raise BackendError(
+                    f"haproxy rejected the generated config ({result.returncode}):\n"
+                    f"{result.stdout}{result.stderr}\n--- config ---\n{text}"
+                )
+
+        atomic_write(self.config_path, write_checked)
         self._servers = servers
 
     def _master_command(self, command: str, timeout_s: float = 2.0) -> str:

@@ -3,10 +3,12 @@
 :class:`LocustRun` starts, as a child of a
 :class:`~k8s_gpu_rl.envs.backends.local.procs.ProcessGroup`::
 
-    python -m locust -f loadprofiles/locustfile.py --headless --host HOST
+    python -m locust -f <k8s_gpu_rl.loadprofiles>/locustfile.py --headless --host HOST
         --csv PREFIX --csv-full-history --only-summary --load-profile PROFILE
 
-with ``K8SGPURL_REQUEST_LOG=<request_log>`` in its environment, so the locustfile appends
+in the group's run directory, with :func:`~k8s_gpu_rl.procenv.python_child_env` (so it
+imports the same ``k8s_gpu_rl`` as this process, from a checkout or a wheel) and
+``K8SGPURL_REQUEST_LOG=<request_log>`` in its environment, so the locustfile appends
 ``end_unix_s,response_time_ms,ok`` per request to that file (flushed at least once a
 second and at quit). The run ends by itself when the profile ends (exit status 0, or 1 if
 any request failed, Locust's convention); :meth:`LocustRun.stop` ends it early with
@@ -31,8 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
+import k8s_gpu_rl.loadprofiles
 from k8s_gpu_rl.envs.backends.local.procs import Managed, ProcessGroup, wait_line
 from k8s_gpu_rl.errors import BackendError
+from k8s_gpu_rl.procenv import python_child_env
 
 __all__ = [
     "LOCUSTFILE",
@@ -45,9 +49,9 @@ __all__ = [
     "read_stats",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-LOCUSTFILE = REPO_ROOT / "loadprofiles" / "locustfile.py"
-"""The project's locustfile (KServe v2 users following a load profile)."""
+LOCUSTFILE = Path(k8s_gpu_rl.loadprofiles.__file__).resolve().parent / "locustfile.py"
+"""The project's locustfile (KServe v2 users following a load profile), found beside the
+package in use (a checkout's ``loadprofiles/`` or an installed wheel's)."""
 REQUEST_LOG_ENV = "K8SGPURL_REQUEST_LOG"
 """The environment variable the locustfile reads the request log's path from."""
 FLUSH_WAIT_S = 5.0
@@ -231,12 +235,8 @@ class LocustRun:
         self.request_log_path.write_bytes(b"")
         self.requests = RequestLog(self.request_log_path)
         """The incremental reader of the request log."""
-        pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-        env = {
-            **(extra_env or {}),
-            REQUEST_LOG_ENV: str(self.request_log_path),
-            "PYTHONPATH": pythonpath,
-        }
+        # the locustfile imports k8s_gpu_rl.loadprofiles: the same copy as this process's
+        env = python_child_env({**(extra_env or {}), REQUEST_LOG_ENV: str(self.request_log_path)})
         self.argv = [
             sys.executable, "-m", "locust", "-f", os.fspath(locustfile),
             "--headless", "--host", host,
@@ -244,7 +244,9 @@ class LocustRun:
             "--load-profile", os.fspath(profile),
             *extra_args,
         ]  # fmt: skip
-        self.proc: Managed = group.start(name, self.argv, env=env, cwd=REPO_ROOT, expect_exit=True)
+        self.proc: Managed = group.start(
+            name, self.argv, env=env, cwd=group.rundir, expect_exit=True
+        )
         """The Locust process."""
         self.t0_unix = time.time()
         """Unix time of the profile's start (launch time until :meth:`wait_started`)."""

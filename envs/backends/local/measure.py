@@ -78,6 +78,7 @@ def startup_times(repo: Path, model: str, runs: int = 3, threads: int = 1) -> li
     import sys
 
     from k8s_gpu_rl.envs.backends.local.procs import ProcessGroup, free_port, wait_http
+    from k8s_gpu_rl.procenv import python_child_env
 
     out = []
     with ProcessGroup() as group:
@@ -92,6 +93,7 @@ def startup_times(repo: Path, model: str, runs: int = 3, threads: int = 1) -> li
                     "--http-port", str(port), "--metrics-port", str(mport),
                     "--threads", str(threads),
                 ],
+                env=python_child_env(threads=threads),
             )  # fmt: skip
             wait_http(f"http://127.0.0.1:{port}/v2/health/ready", timeout_s=120)
             out.append(time.monotonic() - t)

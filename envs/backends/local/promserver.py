@@ -47,6 +47,7 @@ import yaml
 from k8s_gpu_rl.envs.backends.local.procs import Managed, ProcessGroup, wait_http
 from k8s_gpu_rl.envs.backends.promql import PrometheusClient, Sample
 from k8s_gpu_rl.errors import BackendError
+from k8s_gpu_rl.io import write_text
 
 __all__ = [
     "Labels",
@@ -69,12 +70,6 @@ def find_binary(name: str, package: str) -> str:
     if path is None:
         raise BackendError(f"{name} not found on PATH: install it with `apt-get install {package}`")
     return path
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class PrometheusServer:
@@ -186,7 +181,7 @@ class PrometheusServer:
             new_job = job not in self._jobs
             if new_job:
                 self._add_job(job)
-            _write_atomic(self._targets_file(job), json.dumps(groups, indent=1))
+            write_text(self._targets_file(job), json.dumps(groups, indent=1))
             if new_job:
                 self._write_config()
                 self.reload()
@@ -263,7 +258,7 @@ class PrometheusServer:
             self._jobs.append(job)
             target_file = self._targets_file(job)
             if not target_file.exists():
-                _write_atomic(target_file, "[]")
+                write_text(target_file, "[]")
 
     def render_config(self) -> str:
         """The ``prometheus.yml`` text for the current jobs (no side effects)."""
@@ -290,7 +285,7 @@ class PrometheusServer:
         )
 
     def _write_config(self) -> None:
-        _write_atomic(self.config_path, self.render_config())
+        write_text(self.config_path, self.render_config())
 
     def _check_alive(self) -> None:
         if not self.process.alive():
