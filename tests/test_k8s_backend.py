@@ -337,6 +337,8 @@ def test_apply_sends_scale_and_share_patches_and_nothing_when_unchanged(
                                         "nvidia.com/gpumem": "3072",
                                     }
                                 },
+                                # HAMi-core enforces gpucores always, as the simulator assumes
+                                "env": [{"name": "GPU_CORE_UTILIZATION_POLICY", "value": "force"}],
                             }
                         ]
                     },
@@ -346,6 +348,7 @@ def test_apply_sends_scale_and_share_patches_and_nothing_when_unchanged(
         dep = fake.deployment(NS, "triton")
         assert dep["spec"]["replicas"] == 2
         assert _container(fake)["resources"]["limits"]["nvidia.com/gpucores"] == "30"
+        assert {"name": "GPU_CORE_UTILIZATION_POLICY", "value": "force"} in _container(fake)["env"]
         assert dep["spec"]["template"]["metadata"]["annotations"] == {
             "hami.io/resource-pool": "pool-a"
         }
@@ -464,6 +467,10 @@ def test_close_restores_the_original_replicas_and_limits(fake: FakeKubeApi, tmp_
     assert "hami.io/resource-pool" not in (
         dep["spec"]["template"]["metadata"].get("annotations") or {}
     )
+    # the policy the share patch set is removed again: the original container had none
+    assert "GPU_CORE_UTILIZATION_POLICY" not in {
+        e["name"] for e in _container(fake).get("env") or []
+    }
     patches = fake.requests_matching("PATCH")
     assert len(patches) == 3  # scale, share, restore (once)
 

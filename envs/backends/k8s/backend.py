@@ -48,7 +48,7 @@ from typing import Any
 from k8s_gpu_rl.envs.backends.base import DeploymentState, PodMetrics
 from k8s_gpu_rl.envs.backends.k8s.guard import Original, check_bounds
 from k8s_gpu_rl.envs.backends.k8s.hpa import hpa_behavior, hpa_body
-from k8s_gpu_rl.envs.backends.k8s.kube import KubeApi
+from k8s_gpu_rl.envs.backends.k8s.kube import POLICY_ENV, KubeApi
 from k8s_gpu_rl.envs.backends.k8s.options import K8sOptions
 from k8s_gpu_rl.envs.backends.k8s.pods import (
     newest_hash,
@@ -174,10 +174,15 @@ class K8sBackend(LiveBackend):
         self.check_bounds(d.replicas, cores, mem)
         dep = self._attach()
         self.events, self._reported_pending = EventLog(), set()
-        if template_share(self.kube, dep) != (cores, mem):
+        policy = self.options.core_utilization_policy
+        wrong_policy = policy is not None and self.kube.core_policy(dep) != policy
+        if template_share(self.kube, dep) != (cores, mem) or wrong_policy:
             self._api(self.kube.patch_share, cores, mem)
             self._mutated = True
-            self._event(f"reset: rollout to gpucores={cores} gpumem={mem}MiB")
+            self._event(
+                f"reset: rollout to gpucores={cores} gpumem={mem}MiB"
+                + (f", {POLICY_ENV}={policy}" if wrong_policy else "")
+            )
         if int(dep["spec"].get("replicas", 1)) != d.replicas:
             self._api(self.kube.scale, d.replicas)
             self._mutated = True

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from k8s_gpu_rl.envs.backends.k8s.kube import GPUCORES, GPUMEM, KubeApi
+from k8s_gpu_rl.envs.backends.k8s.kube import GPUCORES, GPUMEM, POLICY_ENV, KubeApi
 from k8s_gpu_rl.envs.backends.k8s.options import K8sOptions
 from k8s_gpu_rl.errors import BackendError
 
@@ -37,6 +37,8 @@ class Original:
     requests: dict[str, str | None]
     annotations: dict[str, str | None]
     scheduler_name: str | None
+    core_policy: str | None = None
+    """The container's GPU_CORE_UTILIZATION_POLICY (None: it had none)."""
 
     @classmethod
     def capture(cls, kube: KubeApi, dep: dict[str, Any], options: K8sOptions) -> Original:
@@ -54,6 +56,7 @@ class Original:
                 for k in options.pod_annotations
             },
             scheduler_name=tmpl["spec"].get("schedulerName"),
+            core_policy=kube.core_policy(dep),
         )
 
     def restore_patch(
@@ -65,7 +68,14 @@ class Original:
         current = (kube.container(dep).get("resources") or {}).get("requests") or {}
         if any(k in current for k in self.requests) or any(self.requests.values()):
             res["requests"] = dict(self.requests)
-        pod_spec: dict[str, Any] = {"containers": [{"name": options.container, "resources": res}]}
+        container: dict[str, Any] = {"name": options.container, "resources": res}
+        if options.core_utilization_policy is not None:
+            container["env"] = [
+                {"name": POLICY_ENV, "$patch": "delete"}
+                if self.core_policy is None
+                else {"name": POLICY_ENV, "value": self.core_policy}
+            ]
+        pod_spec: dict[str, Any] = {"containers": [container]}
         if options.scheduler_name is not None:
             pod_spec["schedulerName"] = self.scheduler_name
         template: dict[str, Any] = {"spec": pod_spec}

@@ -35,6 +35,7 @@ from k8s_gpu_rl.errors import BackendError
 
 GPUCORES = "nvidia.com/gpucores"
 GPUMEM = "nvidia.com/gpumem"
+POLICY_ENV = "GPU_CORE_UTILIZATION_POLICY"  # HAMi-core's core-limit policy (container env)
 SMP = "application/strategic-merge-patch+json"
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 10.0
@@ -234,13 +235,23 @@ class KubeApi:
         requests = resources.get("requests") or {}
         if any(k in requests for k in values):  # extended resources: requests == limits
             res["requests"] = dict(values)
-        pod_spec: dict[str, Any] = {"containers": [{"name": o.container, "resources": res}]}
+        container: dict[str, Any] = {"name": o.container, "resources": res}
+        if o.core_utilization_policy is not None:  # env is merged by name
+            container["env"] = [{"name": POLICY_ENV, "value": o.core_utilization_policy}]
+        pod_spec: dict[str, Any] = {"containers": [container]}
         if o.scheduler_name is not None:
             pod_spec["schedulerName"] = o.scheduler_name
         template: dict[str, Any] = {"spec": pod_spec}
         if o.pod_annotations:
             template["metadata"] = {"annotations": dict(o.pod_annotations)}
         return {"spec": {"template": template}}
+
+    def core_policy(self, dep: dict[str, Any]) -> str | None:
+        """The container's ``GPU_CORE_UTILIZATION_POLICY`` (None: unset, HAMi's default)."""
+        for item in self.container(dep).get("env") or []:
+            if item.get("name") == POLICY_ENV:
+                return item.get("value")
+        return None
 
     def patch_share(self, gpucores: int, gpumem_mib: int) -> dict[str, Any] | None:
         """Patch the container's ``nvidia.com/gpucores``/``gpumem`` (rolls the pods)."""

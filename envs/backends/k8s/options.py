@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from k8s_gpu_rl.config import check
 
@@ -38,6 +39,11 @@ class K8sOptions:
     """None: leave ``spec.template.spec.schedulerName`` as it is; else set it with the share."""
     pod_annotations: dict[str, str] = field(default_factory=dict)
     """Pod-template annotations set with every share patch (e.g. ``hami.io/resource-pool``)."""
+    core_utilization_policy: Literal["force", "default", "disable"] | None = "force"
+    """``GPU_CORE_UTILIZATION_POLICY`` set on the Triton container with every share patch
+    (and at reset when the container has another value): HAMi-core enforces gpucores
+    always (``force``, what the simulated clusters assume), only while the GPU is shared
+    (``default``), or never. None: leave the container's environment as it is."""
     gpus_total: int = 1
     """Physical GPUs HAMi shares between the pods (the capacity bound below)."""
     max_gpucores_per_gpu: int = 100
