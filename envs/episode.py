@@ -35,6 +35,7 @@ class EpisodeAccumulator:
             ("cpu_s", rec.cpu_s),
             ("cpu_request_s", rec.cpu_request_s),
             ("gpu_memory_mib_s", rec.gpu_memory_mib_s),
+            ("tenant_gpu_s", rec.tenant_gpu_s),
         ):
             self.sums[key] = self.sums.get(key, 0.0) + value
         for name, value in terms.items():
@@ -64,6 +65,7 @@ class EpisodeAccumulator:
             "throughput_rps": good.size / duration,
             "vgpu_hours": s.get("vgpu_s", 0.0) / 3600.0,
             "replica_hours": s.get("replica_s", 0.0) / 3600.0,
+            "tenant_gpu_seconds": s.get("tenant_gpu_s", 0.0),
             "mean_replicas": s.get("replica_s", 0.0) / duration,
             "gpu_util": s.get("gpu_work_s", 0.0) / (duration * self.total_gpus),
             "gpu_memory_util": s.get("gpu_memory_mib_s", 0.0)

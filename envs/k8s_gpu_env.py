@@ -211,6 +211,7 @@ class K8sGpuEnv(gym.Env):
                 "autoscale/vgpu_seconds": k.vgpu_s,
                 "autoscale/replica_seconds": k.replica_s,
                 "autoscale/gpu_work_seconds": k.gpu_work_s,
+                "autoscale/tenant_gpu_seconds": rec.tenant_gpu_s,
                 "autoscale/replicas_spec": dep.spec_replicas,
                 "autoscale/replicas_ready": dep.ready_replicas,
                 "autoscale/pods_pending": dep.pending_pods,

@@ -133,3 +133,24 @@ def test_the_triton_manifest_sets_the_policy_the_simulator_assumes() -> None:
     (triton,) = [c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "triton"]
     env = {e["name"]: e.get("value") for e in triton.get("env", [])}
     assert env["GPU_CORE_UTILIZATION_POLICY"] == load_cluster_config().hami.core_utilization_policy
+
+
+def test_the_env_reports_the_tenants_work_per_step_and_per_episode() -> None:
+    import gymnasium as gym
+
+    env = gym.make("k8s_gpu_rl:K8sGpu-v0", profile="low", cluster={"tenant": {"gpucores": 0}})
+    env.reset(seed=0)
+    hold = env.unwrapped.action_for(1, 50)
+    steps, done, total = 0, False, 0.0
+    while not done:
+        *_, term, trunc, info = env.step(hold)
+        total += info["autoscale/tenant_gpu_seconds"]
+        steps += 1
+        done = term or trunc
+    # an unlimited tenant beside a lightly used 50 % pod: under force it gets the whole GPU
+    # while the pod idles and 15/16 * 1 + 1/16 * 0.75 = 0.984 / 1.5 = 0.656 while it computes
+    assert 0.656 * 600 < total <= 600.0
+    assert info["episode_kpis"]["tenant_gpu_seconds"] == pytest.approx(total)
+    default = gym.make("k8s_gpu_rl:K8sGpu-v0", profile="low")
+    default.reset(seed=0)
+    assert default.step(hold)[-1]["autoscale/tenant_gpu_seconds"] == 0.0

@@ -85,6 +85,8 @@ class IntervalRecord:
     events: list[str] = field(default_factory=list)
     users: int = 0
     """Load-generator users running at the end of the interval."""
+    tenant_gpu_s: float = 0.0
+    """Compute a co-located best-effort tenant got, in seconds of a whole GPU (0: none)."""
 
 
 class Backend(Protocol):

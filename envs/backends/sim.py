@@ -84,6 +84,7 @@ class SimBackend:
             iv.gpu_memory_mib_s,
             iv.events,
             iv.users,
+            iv.tenant_gpu_s,
         )
 
     def observe(self, window_s: float) -> dict[str, float]:
