@@ -101,6 +101,17 @@ def _stats(values: list[float]) -> str:
     return f"mean {a.mean():7.1f}  p50 {np.percentile(a, 50):7.1f}  p95 {np.percentile(a, 95):7.1f}"
 
 
+def _prom_queries(http: requests.Session, url: str) -> float:
+    """Instant and range queries Prometheus has answered (its own request counter)."""
+    text = http.get(f"{url}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("prometheus_http_requests_total{")
+        and ('handler="/api/v1/query"' in line or 'handler="/api/v1/query_range"' in line)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50, help="control steps to time (50)")
@@ -165,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 totals, proms, apis = [], [], []
                 for step in range(args.steps + 3):
+                    if step == 3:  # count what the timed steps send, as the servers saw it
+                        queries0, fake_requests0 = _prom_queries(http, prom.url), len(fake.requests)
                     before = dict(backend.timing)
                     t = time.perf_counter()
                     backend.observe(60.0)
@@ -178,12 +191,14 @@ def main(argv: list[str] | None = None) -> int:
                         totals.append(total)
                         proms.append(backend.timing["prometheus_s"] - before["prometheus_s"])
                         apis.append(backend.timing["api_s"] - before["api_s"])
+                n_queries = (_prom_queries(http, prom.url) - queries0) / args.steps
+                n_api = (len(fake.requests) - fake_requests0) / args.steps
             finally:
                 backend.close()
-        n_queries = 14 + 3
         print(
             "k8s backend control overhead per step "
-            f"({args.steps} steps; {n_queries} PromQL queries, 4 Kubernetes API requests)"
+            f"({args.steps} steps; per step {n_queries:g} PromQL queries and {n_api:g} Kubernetes "
+            "API requests, as Prometheus and the API server counted them)"
         )
         print(
             "Kubernetes API: FakeKubeApi (k8s_gpu_rl.testing.fake_kube_api) on loopback (the only API "
