@@ -1,4 +1,4 @@
-"""The fake Kubernetes API server (tests/fake_kube_api.py) against the REAL ``kubernetes`` client.
+"""The fake Kubernetes API server (k8s_gpu_rl.testing.fake_kube_api) against the REAL client.
 
 Each test drives the unmodified official client over HTTP on loopback and checks what the
 client sees (typed models, ApiException status/reason/headers) and what the fake recorded.
@@ -11,12 +11,14 @@ import re
 import time
 import urllib.error
 import urllib.request
+from fractions import Fraction
 
 import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from k8s_gpu_rl.testing.fake_kube_api import (
+    ApiError,
     FakeKubeApi,
     PodFate,
     json_merge_patch,
@@ -1279,3 +1281,467 @@ def test_job_names_are_idempotent(fast, batch):
     body = json.loads(again.value.body)
     assert again.value.status == 409 and body["reason"] == "AlreadyExists"
     assert body["message"] == 'jobs.batch "once" already exists'
+
+
+# --------------------------------------------------------------------------- the package's parts
+# Unit tests of the pure functions behind the server, on hand-written documents; expected
+# values come from the RFCs' and the Kubernetes documentation's own examples.
+
+#: every name the single-module fake (k8s_gpu_rl/testing/fake_kube_api.py) defined
+_OLD_MODULE_NAMES = [
+    "HAMI_UNSCHEDULABLE_MESSAGE",
+    "DEFAULT_IMAGE",
+    "DEFAULT_LIMITS",
+    "_SAFE_ALPHABET",
+    "_Kind",
+    "_ALL",
+    "KINDS",
+    "_PATH_RE",
+    "_ALL_NS_RE",
+    "_NS_RE",
+    "_REASONS",
+    "_DEFAULT_MESSAGES",
+    "ApiError",
+    "_not_found",
+    "_invalid",
+    "_conflict",
+    "_now",
+    "_rand_suffix",
+    "_template_hash",
+    "_selector_string",
+    "_pct_or_int",
+    "_QUANTITY_RE",
+    "_SUFFIX",
+    "parse_quantity",
+    "_is_overcommit_allowed",
+    "wait_until",
+    "_split_selector",
+    "_SET_RE",
+    "_EQ_RE",
+    "_KEY_RE",
+    "_parse_selector",
+    "matches_label_selector",
+    "_matches_field_selector",
+    "_MERGE_KEYS",
+    "_PRIMITIVE_MERGE",
+    "_strip_directives",
+    "strategic_merge_patch",
+    "_merge_keyed_list",
+    "json_merge_patch",
+    "_pointer",
+    "_resolve",
+    "json_patch",
+    "_add",
+    "_remove",
+    "RecordedRequest",
+    "_Fault",
+    "_Server",
+    "_Handler",
+    "_Text",
+    "_Stream",
+    "_Change",
+    "PodFate",
+    "FakeKubeApi",
+    "_name_key",
+    "_strip_type",
+    "_condition",
+    "_pod_ready",
+    "_scheduler",
+    "_qos_class",
+    "_pod_status_creating",
+    "_validate_resources",
+    "_JOB_ORPHAN_WARNING",
+    "_SUBDOMAIN_RE",
+    "_LABEL_RE",
+    "_RESTART_POLICIES",
+    "_is_watch",
+    "_selected",
+    "_event_line",
+    "_tail",
+    "_delete_policy",
+    "_owned_by_kind",
+    "_name_causes",
+    "_validate_pod_spec",
+    "_default_pod_spec",
+    "_cond",
+    "_image_id",
+    "_started_pod",
+    "_terminated_pod",
+    "_write_yaml",
+    "write_multi_kubeconfig",
+]
+
+
+def test_package_root_still_exports_every_name_of_the_old_module():
+    import k8s_gpu_rl.testing.fake_kube_api as pkg
+
+    assert len(set(_OLD_MODULE_NAMES)) == 80
+    missing = [n for n in _OLD_MODULE_NAMES if not hasattr(pkg, n)]
+    assert missing == []
+    assert sorted(pkg.__all__) == sorted(
+        [
+            "ApiError",
+            "FakeKubeApi",
+            "PodFate",
+            "RecordedRequest",
+            "write_multi_kubeconfig",
+            "matches_label_selector",
+            "parse_quantity",
+            "strategic_merge_patch",
+            "json_merge_patch",
+            "json_patch",
+            "wait_until",
+        ]
+    )
+
+
+# RFC 7386 Appendix A: (target, patch, result), the whole table
+_RFC7386 = [
+    ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+    ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+    ({"a": "b"}, {"a": None}, {}),
+    ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+    ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+    ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
+    ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+    ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+    (["a", "b"], ["c", "d"], ["c", "d"]),
+    ({"a": "b"}, ["c"], ["c"]),
+    ({"a": "foo"}, None, None),
+    ({"a": "foo"}, "bar", "bar"),
+    ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+    ([1, 2], {"a": "b", "c": None}, {"a": "b"}),
+    ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+]
+
+
+@pytest.mark.parametrize(("target", "patch", "result"), _RFC7386)
+def test_json_merge_patch_rfc7386_appendix_a(target, patch, result):
+    before = json.dumps(target)
+    assert json_merge_patch(target, patch) == result
+    assert json.dumps(target) == before  # the target is not modified
+
+
+def test_json_patch_rfc6902_appendix_a_examples():
+    # A.1 adding an object member, A.2 adding an array element
+    assert json_patch({"foo": "bar"}, [{"op": "add", "path": "/baz", "value": "qux"}]) == {
+        "baz": "qux",
+        "foo": "bar",
+    }
+    assert json_patch(
+        {"foo": ["bar", "baz"]}, [{"op": "add", "path": "/foo/1", "value": "qux"}]
+    ) == {"foo": ["bar", "qux", "baz"]}
+    # A.3 removing an object member, A.4 removing an array element
+    assert json_patch({"baz": "qux", "foo": "bar"}, [{"op": "remove", "path": "/baz"}]) == {
+        "foo": "bar"
+    }
+    assert json_patch({"foo": ["bar", "qux", "baz"]}, [{"op": "remove", "path": "/foo/1"}]) == {
+        "foo": ["bar", "baz"]
+    }
+    # A.5 replacing a value, A.6 moving a value, A.7 moving an array element
+    assert json_patch(
+        {"baz": "qux", "foo": "bar"}, [{"op": "replace", "path": "/baz", "value": "boo"}]
+    ) == {"baz": "boo", "foo": "bar"}
+    moved = json_patch(
+        {"foo": {"bar": "baz", "waldo": "fred"}, "qux": {"corge": "grault"}},
+        [{"op": "move", "from": "/foo/waldo", "path": "/qux/thud"}],
+    )
+    assert moved == {"foo": {"bar": "baz"}, "qux": {"corge": "grault", "thud": "fred"}}
+    assert json_patch(
+        {"foo": ["all", "grass", "cows", "eat"]},
+        [{"op": "move", "from": "/foo/1", "path": "/foo/3"}],
+    ) == {"foo": ["all", "cows", "eat", "grass"]}
+    # A.8 testing a value: success; A.9: failure
+    doc = {"baz": "qux", "foo": ["a", 2, "c"]}
+    ops = [
+        {"op": "test", "path": "/baz", "value": "qux"},
+        {"op": "test", "path": "/foo/1", "value": 2},
+    ]
+    assert json_patch(doc, ops) == doc
+    with pytest.raises(ValueError, match="testing value /baz failed"):
+        json_patch({"baz": "qux"}, [{"op": "test", "path": "/baz", "value": "bar"}])
+    # A.10 adding a nested member object; A.12 adding to a nonexistent target is an error
+    assert json_patch(
+        {"foo": "bar"}, [{"op": "add", "path": "/child", "value": {"grandchild": {}}}]
+    ) == {"foo": "bar", "child": {"grandchild": {}}}
+    with pytest.raises(ValueError, match="doc is missing path: /baz/bat"):
+        json_patch({"foo": "bar"}, [{"op": "add", "path": "/baz/bat", "value": "qux"}])
+    # A.14 ~ escaping: "/" is ~1 and "~" is ~0 in a pointer
+    assert json_patch({"/": 9, "~1": 10}, [{"op": "test", "path": "/~01", "value": 10}]) == {
+        "/": 9,
+        "~1": 10,
+    }
+    # A.16 adding an array value
+    assert json_patch(
+        {"foo": ["bar"]}, [{"op": "add", "path": "/foo/-", "value": ["abc", "def"]}]
+    ) == {"foo": ["bar", ["abc", "def"]]}
+
+
+def test_strategic_merge_patch_as_the_kubectl_patch_docs_show():
+    """kubernetes.io "Update API Objects in Place Using kubectl patch": containers merge
+    by name, tolerations (no patchMergeKey) are replaced, $retainKeys drops rollingUpdate."""
+    dep = {
+        "spec": {
+            "replicas": 2,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%"}},
+            "template": {
+                "spec": {
+                    "containers": [{"name": "patch-demo-ctr", "image": "nginx"}],
+                    "tolerations": [
+                        {"effect": "NoSchedule", "key": "dedicated", "value": "test-team"}
+                    ],
+                }
+            },
+        }
+    }
+    added = strategic_merge_patch(
+        dep,
+        {
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "patch-demo-ctr-2", "image": "redis"}]}
+                }
+            }
+        },
+    )
+    assert added["spec"]["template"]["spec"]["containers"] == [
+        {"name": "patch-demo-ctr", "image": "nginx"},
+        {"name": "patch-demo-ctr-2", "image": "redis"},
+    ]
+    replaced = strategic_merge_patch(
+        dep,
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "tolerations": [{"effect": "NoSchedule", "key": "disktype", "value": "ssd"}]
+                    }
+                }
+            }
+        },
+    )
+    assert replaced["spec"]["template"]["spec"]["tolerations"] == [
+        {"effect": "NoSchedule", "key": "disktype", "value": "ssd"}
+    ]
+    recreate = strategic_merge_patch(
+        dep, {"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}
+    )
+    assert recreate["spec"]["strategy"] == {"type": "Recreate"}
+    assert recreate["spec"]["replicas"] == 2
+    assert dep["spec"]["strategy"]["type"] == "RollingUpdate"  # input untouched
+
+
+def test_strategic_merge_patch_directives_on_hand_written_documents():
+    pod = {
+        "metadata": {"finalizers": ["a", "b", "c"], "labels": {"x": "1", "y": "2"}},
+        "spec": {
+            "containers": [
+                {"name": "c", "ports": [{"containerPort": 80, "name": "http"}]},
+            ]
+        },
+    }
+    out = strategic_merge_patch(
+        pod,
+        {
+            "metadata": {"$deleteFromPrimitiveList/finalizers": ["b"], "labels": {"x": None}},
+            "spec": {
+                "containers": [{"name": "c", "ports": [{"containerPort": 80, "protocol": "TCP"}]}]
+            },
+        },
+    )
+    assert out["metadata"] == {"finalizers": ["a", "c"], "labels": {"y": "2"}}
+    assert out["spec"]["containers"][0]["ports"] == [
+        {"containerPort": 80, "name": "http", "protocol": "TCP"}  # merged by containerPort
+    ]
+    whole = strategic_merge_patch(pod, {"metadata": {"labels": {"$patch": "replace", "z": "3"}}})
+    assert whole["metadata"]["labels"] == {"z": "3"}
+    listed = strategic_merge_patch(
+        pod, {"spec": {"containers": [{"$patch": "replace"}, {"name": "d", "image": "i"}]}}
+    )
+    assert listed["spec"]["containers"] == [{"name": "d", "image": "i"}]
+    gone = strategic_merge_patch(pod, {"metadata": {"labels": {"$patch": "delete"}}})
+    assert "labels" not in gone["metadata"]
+    assert strategic_merge_patch(pod, {"metadata": {"finalizers": ["c", "d"]}})["metadata"][
+        "finalizers"
+    ] == ["a", "b", "c", "d"]  # a primitive merge list: appended, no duplicates
+    with pytest.raises(ApiError, match="does not contain declared merge key: name"):
+        strategic_merge_patch(pod, {"spec": {"containers": [{"image": "no-name"}]}})
+
+
+def test_apply_patch_picks_the_patch_by_content_type_and_answers_like_the_server():
+    from k8s_gpu_rl.testing.fake_kube_api.patches import _apply_patch
+
+    cur = {"metadata": {"name": "x"}, "data": {"a": "1"}}
+    smp = "application/strategic-merge-patch+json; charset=utf-8"
+    assert _apply_patch(cur, smp, {"data": {"b": "2"}})["data"] == {"a": "1", "b": "2"}
+    merge = _apply_patch(cur, "application/merge-patch+json", {"data": {"a": None}})
+    assert merge["data"] == {}
+    ops = [{"op": "replace", "path": "/data/a", "value": "3"}]
+    assert _apply_patch(cur, "application/json-patch+json", ops)["data"] == {"a": "3"}
+    with pytest.raises(ApiError, match="server-side apply is not supported") as err:
+        _apply_patch(cur, "application/apply-patch+yaml", {})
+    assert err.value.code == 415
+    with pytest.raises(ApiError, match="json patch result is not an object") as err:
+        _apply_patch(
+            cur, "application/json-patch+json", [{"op": "replace", "path": "", "value": 1}]
+        )
+    assert err.value.code == 422
+    with pytest.raises(ApiError, match="merge patch must be a JSON object") as err:
+        _apply_patch(cur, "application/merge-patch+json", [])
+    assert err.value.code == 400
+
+
+def test_label_selectors_as_the_kubernetes_labels_docs_define_them():
+    """kubernetes.io "Labels and Selectors": != and notin also select objects without the key."""
+    prod_front = {"environment": "production", "tier": "frontend"}
+    qa = {"environment": "qa"}
+    none: dict[str, str] = {}
+    assert matches_label_selector(prod_front, "environment = production")
+    assert matches_label_selector(prod_front, "environment==production,tier=frontend")
+    assert not matches_label_selector(prod_front, "environment=production,tier!=frontend")
+    assert matches_label_selector(qa, "tier!=frontend")  # no tier key: selected
+    assert matches_label_selector(qa, "environment in (production, qa)")
+    assert not matches_label_selector(none, "environment in (production, qa)")
+    assert matches_label_selector(qa, "tier notin (frontend, backend)")
+    assert not matches_label_selector(prod_front, "tier notin (frontend, backend)")
+    assert matches_label_selector(prod_front, "tier") and not matches_label_selector(qa, "tier")
+    assert matches_label_selector(qa, "!tier") and not matches_label_selector(prod_front, "!tier")
+    assert matches_label_selector(none, "") and matches_label_selector(none, None)
+    with pytest.raises(ApiError, match="unable to parse requirement") as err:
+        matches_label_selector(qa, "environment in production")
+    assert err.value.code == 400
+
+
+def test_field_selectors_on_a_hand_written_pod():
+    from k8s_gpu_rl.testing.fake_kube_api.selectors import _matches_field_selector
+
+    pod = {"metadata": {"name": "p", "namespace": "ns"}, "spec": {}, "status": {"phase": "Running"}}
+    assert _matches_field_selector(pod, "status.phase=Running,metadata.name==p")
+    assert not _matches_field_selector(pod, "status.phase!=Running")
+    assert _matches_field_selector(pod, "spec.nodeName=")  # absent field: the empty string
+    assert not _matches_field_selector(pod, "spec.nodeName=node-1")
+    with pytest.raises(ApiError, match="invalid field selector") as err:
+        _matches_field_selector(pod, "status.phase")
+    assert err.value.code == 400
+
+
+def test_quantities_as_the_kubernetes_docs_write_them():
+    """kubernetes.io "Resource Management for Pods and Containers": 128974848, 123Mi and
+    128974848000m are the same number of bytes; 129e6 and 129M are too; 0.1 CPU is 100m."""
+    assert parse_quantity("128974848") == parse_quantity("123Mi") == parse_quantity("128974848000m")
+    assert parse_quantity("129e6") == parse_quantity("129M") == 129_000_000
+    assert parse_quantity("0.1") == parse_quantity("100m") == Fraction(1, 10)
+    assert parse_quantity("1Ki") == 1024 and parse_quantity("1k") == 1000
+    assert parse_quantity(".5") == Fraction(1, 2) and parse_quantity(2.5) == Fraction(5, 2)
+    for bad in ("1KB", "Mi", "", True, "1 Gi"):
+        with pytest.raises(ValueError, match="invalid quantity"):
+            parse_quantity(bad)
+
+
+def test_resource_requirements_validation_on_hand_written_resources():
+    from k8s_gpu_rl.testing.fake_kube_api.quantities import (
+        _is_overcommit_allowed,
+        _validate_resources,
+    )
+
+    assert _is_overcommit_allowed("cpu") and _is_overcommit_allowed("memory")
+    assert _is_overcommit_allowed("example.kubernetes.io/thing")
+    assert not _is_overcommit_allowed("hugepages-2Mi")
+    assert not _is_overcommit_allowed("nvidia.com/gpucores")
+    ok = {"limits": {"cpu": 2, "nvidia.com/gpu": 1.0}, "requests": {"cpu": 0.5}}
+    assert _validate_resources(ok, "r") == []
+    assert ok == {"limits": {"cpu": "2", "nvidia.com/gpu": "1"}, "requests": {"cpu": "0.5"}}
+    bad = {
+        "limits": {"cpu": "1", "nvidia.com/gpumem": "4096"},
+        "requests": {"cpu": "2", "nvidia.com/gpumem": "2048", "nvidia.com/gpucores": "50"},
+    }
+    assert _validate_resources(bad, "r") == [
+        ("r.requests[cpu]", 'Invalid value: "2": must be less than or equal to cpu limit of 1'),
+        (
+            "r.requests[nvidia.com/gpumem]",
+            'Invalid value: "2048": must be equal to nvidia.com/gpumem limit of 4096',
+        ),
+        (
+            "r.limits[nvidia.com/gpucores]",
+            "Required value: Limit must be set for non overcommitable resources",
+        ),
+    ]
+    causes = _validate_resources({"limits": {"memory": "-1Gi", "cpu": "lots"}}, "r")
+    assert [f for f, _ in causes] == ["r.limits[memory]", "r.limits[cpu]"]
+    assert "must be greater than or equal to 0" in causes[0][1]
+    assert "quantities must match the regular expression" in causes[1][1]
+    assert _validate_resources("2 cpus", "r") == [("r", "must be an object")]
+
+
+def _pod(name: str, ready: bool, created: str = "2024-01-01T00:00:00Z") -> dict:
+    conds = [{"type": "Ready", "status": "True" if ready else "False"}]
+    return {
+        "metadata": {"name": name, "creationTimestamp": created},
+        "status": {"conditions": conds},
+    }
+
+
+def test_rolling_update_step_follows_the_documented_rounding():
+    """kubernetes.io Deployments: maxSurge rounds up, maxUnavailable rounds down (25 % each
+    by default), so 4 replicas may go to 5 pods and 3 ready; 3 replicas never drop below 3."""
+    from k8s_gpu_rl.testing.fake_kube_api.deployments import _pct_or_int, _rolling_update_plan
+
+    assert (_pct_or_int("25%", 3, round_up=True), _pct_or_int("25%", 3, round_up=False)) == (1, 0)
+    assert _pct_or_int(2, 10, round_up=False) == 2
+    ru = {"maxSurge": "25%", "maxUnavailable": "25%"}
+    old4 = [_pod(f"old{i}", True) for i in range(4)]
+    n_create, to_delete = _rolling_update_plan(ru, 4, [], old4)
+    assert n_create == 1 and [p["metadata"]["name"] for p in to_delete] == ["old0"]
+    old3 = [_pod(f"old{i}", True) for i in range(3)]
+    assert _rolling_update_plan(ru, 3, [], old3) == (1, [])
+    # one new pod ready: one old pod may go (3 ready of 3 must stay)
+    n_create, to_delete = _rolling_update_plan(ru, 3, [_pod("new0", True)], old3)
+    assert n_create == 0 and len(to_delete) == 1
+    # unready old pods are deleted first, whatever the availability
+    mixed = [_pod("sick", False), *old3[:2]]
+    assert [p["metadata"]["name"] for p in _rolling_update_plan(ru, 3, [], mixed)[1]] == ["sick"]
+
+
+def test_scale_down_removes_unready_then_youngest_pods_first():
+    from k8s_gpu_rl.testing.fake_kube_api.deployments import _scale_down_victims
+
+    pods = [
+        _pod("old-ready", True, "2024-01-01T00:00:00Z"),
+        _pod("young-ready", True, "2024-01-03T00:00:00Z"),
+        _pod("old-unready", False, "2024-01-02T00:00:00Z"),
+    ]
+    names = [p["metadata"]["name"] for p in _scale_down_victims(pods, 1)]
+    assert names == ["old-unready", "young-ready"]
+    assert _scale_down_victims(pods, 3) == []
+
+
+def test_log_tail_and_delete_policy_helpers():
+    from k8s_gpu_rl.testing.fake_kube_api.logs import _tail
+    from k8s_gpu_rl.testing.fake_kube_api.routing import _delete_policy
+
+    assert _tail("a\nb\nc\n", "2") == "b\nc\n"
+    assert _tail("a\nb", None) == "a\nb" and _tail("a\nb", "0") == ""
+    assert _delete_policy({"propagationPolicy": "Background"}, None) == "Background"
+    assert _delete_policy({}, {"propagationPolicy": "Foreground"}) == "Foreground"
+    assert _delete_policy({}, {"orphanDependents": True}) == "Orphan"
+    assert _delete_policy({}, None) is None
+    with pytest.raises(ApiError, match='Unsupported value: "Sometimes"') as err:
+        _delete_policy({"propagationPolicy": "Sometimes"}, None)
+    assert err.value.code == 400
+
+
+def test_no_two_parts_of_the_fake_define_the_same_method():
+    """FakeKubeApi is made of mixins; a name defined twice would silently shadow one."""
+    owners: dict[str, list[str]] = {}
+    for part in FakeKubeApi.__mro__[1:-1]:
+        for name in vars(part):
+            if not (name.startswith("__") and name.endswith("__")):
+                owners.setdefault(name, []).append(part.__name__)
+    assert {n: o for n, o in owners.items() if len(o) > 1} == {}
+    public = (
+        "start stop down up is_up url configuration api_client kubeconfig_dict write_kubeconfig "
+        "fail_next clear_faults requests_matching clear_requests add_namespace add_deployment "
+        "add_object get list deployment pods events ready_pods resource_version reconcile_now "
+        "set_pod_fate"
+    )
+    assert [n for n in public.split() if not hasattr(FakeKubeApi, n)] == []

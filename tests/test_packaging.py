@@ -111,7 +111,7 @@ def test_wheel_carries_what_the_code_reads_at_run_time(wheel: zipfile.ZipFile) -
         "k8s_gpu_rl/agents/ppo.yaml",
         "k8s_gpu_rl/loadprofiles/mixed.yaml",
         "k8s_gpu_rl/loadprofiles/locustfile.py",
-        "k8s_gpu_rl/testing/fake_kube_api.py",
+        "k8s_gpu_rl/testing/fake_kube_api/__init__.py",
     }
     assert needed <= names, needed - names
     assert not [n for n in names if n.endswith(".so")], "no compiled kernel in the wheel"
