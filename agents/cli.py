@@ -63,6 +63,11 @@ def build_parser(prog: str = "python -m train") -> argparse.ArgumentParser:
     )
     p.add_argument("--backend", help="env backend (default: sim)")
     p.add_argument(
+        "--cluster",
+        help="simulated cluster: a shipped name (rtx3080, rtx3090, v100x2, local, ...) or a "
+        "YAML path, e.g. one `python -m sweep fit` wrote (default: the config's cluster)",
+    )
+    p.add_argument(
         "--resume",
         type=Path,
         metavar="PATH",
@@ -94,6 +99,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m train") -> int:
         n_envs=args.n_envs,
         config=args.config,
         backend=args.backend,
+        cluster=args.cluster,
         resume=args.resume,
         out=args.out,
         progress=args.progress,

@@ -42,6 +42,8 @@ class TrainRequest:
     n_envs: int | None = None
     config: Path | None = None
     backend: str | None = None
+    cluster: str | None = None
+    """--cluster: a shipped cluster name or a YAML path (e.g. one ``python -m sweep fit`` wrote)."""
     resume: Path | None = None
     out: Path = Path("runs")
     progress: bool | None = None
@@ -122,7 +124,15 @@ def _config(request: TrainRequest, resume: SavedModel | None) -> RunConfig:
     base = read_yaml(base_path) if base_path else load_defaults()
     where = str(request.config or base_path or DEFAULTS_PATH)
     override = read_yaml(request.config) if request.config is not None else None
-    config = build_run_config(merge_config(base, override, where), where)
+    merged = merge_config(base, override, where)
+    if request.cluster is not None:  # --cluster wins over the config files' cluster
+        cluster = (
+            str(Path(request.cluster).resolve())
+            if looks_like_path(request.cluster)
+            else request.cluster
+        )
+        merged = merge_config(merged, {"cluster": cluster}, "--cluster")
+    config = build_run_config(merged, where)
     if request.n_envs is not None:
         config = config.with_training(n_envs=request.n_envs)
     if request.timesteps is not None and resume is None:

@@ -1,7 +1,8 @@
-"""The ``k8s-gpu-rl`` console script: ``k8s-gpu-rl train ...``, ``k8s-gpu-rl evaluate ...``.
+"""The ``k8s-gpu-rl`` console script: ``k8s-gpu-rl train|evaluate|sweep ...``.
 
 Each sub-command takes exactly the options of its ``python -m`` form in the repository
-root (``python -m train``, ``python -m evaluate``) and works from any directory.
+root (``python -m train``, ``python -m evaluate``, ``python -m sweep``) and works from any
+directory.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 COMMANDS = {
     "train": ("k8s_gpu_rl.agents.cli", "train PPO on the simulated (or a live) cluster"),
     "evaluate": ("k8s_gpu_rl.evaluation.cli", "compare policies on identical load"),
+    "sweep": ("k8s_gpu_rl.sweep.cli", "resource-constraint sweep: generate, run, analyze, fit"),
 }
 
 

@@ -72,23 +72,20 @@ def test_mapped_folders_are_the_layout_the_user_asked_for() -> None:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    """The wheel built from a copy of the source without build leftovers: an editable
+    install's egg-info would hand setuptools a file list that hides missing package data."""
     out = tmp_path_factory.mktemp("wheel")
+    src = out / "src"
+    leftovers = shutil.ignore_patterns(
+        "*.egg-info", ".git", "build", "dist", "runs", "results", "sweeps", ".venv", "__pycache__"
+    )
+    shutil.copytree(REPO, src, ignore=leftovers)
     build = _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(out),
-            str(REPO),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(out), str(src)],
         cwd=out,
         timeout=300,
-    )
+    )  # fmt: skip
     assert build.returncode == 0, build.stderr
     (path,) = out.glob("k8s_gpu_rl-*.whl")
     return zipfile.ZipFile(path)
@@ -112,6 +109,9 @@ def test_wheel_carries_what_the_code_reads_at_run_time(wheel: zipfile.ZipFile) -
         "k8s_gpu_rl/loadprofiles/mixed.yaml",
         "k8s_gpu_rl/loadprofiles/locustfile.py",
         "k8s_gpu_rl/testing/fake_kube_api/__init__.py",
+        "k8s_gpu_rl/sweep/data/pod.yaml.j2",
+        "k8s_gpu_rl/sweep/data/configurations.yaml",
+        "k8s_gpu_rl/loadprofiles/heldout/azure_functions_2019_per_minute.csv",
     }
     assert needed <= names, needed - names
     assert not [n for n in names if n.endswith(".so")], "no compiled kernel in the wheel"

@@ -237,3 +237,17 @@ def test_graceful_stop_asks_once_then_aborts() -> None:
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_cluster_option_picks_the_simulated_cluster(tmp_path: Path) -> None:
+    from k8s_gpu_rl.agents.plan import TrainRequest, plan_run
+
+    plan = plan_run(TrainRequest(cluster="v100x2", timesteps=64, out=tmp_path))
+    assert plan.config.cluster.name == "v100x2"
+    assert len(plan.config.cluster.nodes[0].gpus) == 2
+    fitted = tmp_path / "fitted.yaml"
+    fitted.write_text("name: fitted\nserving: {batch_base_ms: 40.0, batch_per_item_ms: 12.0}\n")
+    plan = plan_run(TrainRequest(cluster=str(fitted), timesteps=64, out=tmp_path))
+    assert (plan.config.cluster.name, plan.config.cluster.serving.batch_base_ms) == ("fitted", 40.0)
+    with pytest.raises(ConfigError, match=r"unknown cluster 'rtx308' \(did you mean 'rtx3080'\?\)"):
+        plan_run(TrainRequest(cluster="rtx308", timesteps=64, out=tmp_path))
