@@ -36,6 +36,8 @@ class EpisodeAccumulator:
             ("cpu_request_s", rec.cpu_request_s),
             ("gpu_memory_mib_s", rec.gpu_memory_mib_s),
             ("tenant_gpu_s", rec.tenant_gpu_s),
+            ("intervals", 1.0),
+            ("client_saturated_intervals", float(bool(rec.client_saturated))),
         ):
             self.sums[key] = self.sums.get(key, 0.0) + value
         for name, value in terms.items():
@@ -66,6 +68,10 @@ class EpisodeAccumulator:
             "vgpu_hours": s.get("vgpu_s", 0.0) / 3600.0,
             "replica_hours": s.get("replica_s", 0.0) / 3600.0,
             "tenant_gpu_seconds": s.get("tenant_gpu_s", 0.0),
+            # live backends: intervals in which Locust, not the cluster, was the bottleneck
+            "client_saturated": float(s.get("client_saturated_intervals", 0.0) > 0),
+            "client_saturated_fraction": s.get("client_saturated_intervals", 0.0)
+            / (s.get("intervals", 0.0) or 1.0),
             "mean_replicas": s.get("replica_s", 0.0) / duration,
             "gpu_util": s.get("gpu_work_s", 0.0) / (duration * self.total_gpus),
             "gpu_memory_util": s.get("gpu_memory_mib_s", 0.0)

@@ -225,6 +225,7 @@ class K8sGpuEnv(gym.Env):
                 if rec.cpu_request_s > 0
                 else 0.0,
                 "events": rec.events,
+                "client/saturated": rec.client_saturated,
                 "time_s": rec.end_s,
             }
         )

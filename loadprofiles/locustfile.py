@@ -19,6 +19,9 @@ Environment variables:
 | K8SGPURL_INPUT     | ``input0``    | the model's input tensor name              |
 | K8SGPURL_OUTPUT    | ``output0``   | the model's output tensor name             |
 | K8SGPURL_REQUEST_LOG | unset       | if set: a CSV file each request is appended to |
+| K8SGPURL_CLIENT_CPU_MS | ``0``     | testing: CPU ms each request burns before it is sent |
+| K8SGPURL_CPU_MONITOR_S | Locust's 10 | seconds between Locust's CPU samples     |
+| K8SGPURL_CPU_WARNING_PCT | Locust's 90 | CPU % above which Locust warns        |
 
 With ``K8SGPURL_REQUEST_LOG`` set, every request (success or failure) appends one line
 ``end_unix_s,response_time_ms,ok`` (``ok`` 1 or 0; no header) to that file. Lines are
@@ -30,6 +33,18 @@ test waits about a second so Locust's once-a-second CSV writer records the final
 (they then equal the log's line count), and SIGTERM during the run stops the test
 cleanly (final CSVs, log flushed, exit status 0 or 1) instead of killing Locust.
 
+Locust's CPU warning (``events.cpu_warning``, fired by each Locust process whose CPU
+sample, taken every 10 s, exceeds 90 %) is logged at every firing as
+``k8s-gpu-rl: Locust CPU usage <x>% ...`` (Locust itself logs it once per run), so a live
+backend reading the log marks each interval in which the load generator was CPU-bound
+(``k8s_gpu_rl.envs.backends.loadgen``). ``K8SGPURL_CLIENT_CPU_MS`` makes every request
+spend that much CPU (a busy loop on the process's CPU clock) before Locust's timer
+starts, to throttle the load generator on purpose in tests.
+
+Multiple processes: ``--processes N`` forks N workers after this file is imported; the
+load shape runs in the master, each worker runs users and appends its own whole lines to
+the request log (one ``write`` of complete lines on an ``O_APPEND`` descriptor).
+
 The option ``--load-profile NAME_OR_PATH`` overrides ``K8SGPURL_PROFILE`` (Locust itself
 already owns ``--profile``, a label for grouping test runs).
 """
@@ -37,6 +52,7 @@ already owns ``--profile``, a label for grouping test runs).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import logging
 import os
@@ -47,11 +63,13 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import locust.runners
 from locust import FastHttpUser, LoadTestShape, between, events, task
 
 if importlib.util.find_spec("k8s_gpu_rl") is None:  # run from outside the repository
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from k8s_gpu_rl.envs.backends.loadgen import LOCUSTFILE_CPU_LINE  # noqa: E402
 from k8s_gpu_rl.errors import ConfigError  # noqa: E402
 from k8s_gpu_rl.loadprofiles.kserve_v2 import build_infer_request, random_input  # noqa: E402
 from k8s_gpu_rl.loadprofiles.profile import LoadProfile, load_profile  # noqa: E402
@@ -60,6 +78,12 @@ PROFILE_ENV = "K8SGPURL_PROFILE"
 """Environment variable naming the load profile (a shipped name or a YAML path)."""
 REQUEST_LOG_ENV = "K8SGPURL_REQUEST_LOG"
 """Environment variable naming the per-request CSV log (unset: no log)."""
+CPU_WARNING_ENV = "K8SGPURL_CPU_WARNING_PCT"
+"""Environment variable: Locust's CPU warning threshold in % (its ``CPU_WARNING_THRESHOLD``)."""
+CPU_MONITOR_ENV = "K8SGPURL_CPU_MONITOR_S"
+"""Environment variable: seconds between Locust's CPU samples (its ``CPU_MONITOR_INTERVAL``)."""
+CLIENT_CPU_MS_ENV = "K8SGPURL_CLIENT_CPU_MS"
+"""Environment variable: CPU milliseconds each request burns before it is sent (testing)."""
 DEFAULT_PROFILE = "low"
 INPUT_SEED = 0
 """Seed of the random input image, the same in every Locust process."""
@@ -69,6 +93,24 @@ try:
 except ConfigError as exc:
     sys.exit(f"{PROFILE_ENV}: {exc}")
 
+try:
+    CLIENT_CPU_S: float = float(os.environ.get(CLIENT_CPU_MS_ENV, "0") or 0) / 1000.0
+except ValueError:
+    sys.exit(f"{CLIENT_CPU_MS_ENV}: not a number: {os.environ[CLIENT_CPU_MS_ENV]!r}")
+if CLIENT_CPU_S < 0:
+    sys.exit(f"{CLIENT_CPU_MS_ENV}: must be >= 0, got {os.environ[CLIENT_CPU_MS_ENV]!r}")
+
+for _env, _name in (
+    (CPU_MONITOR_ENV, "CPU_MONITOR_INTERVAL"),
+    (CPU_WARNING_ENV, "CPU_WARNING_THRESHOLD"),
+):
+    if os.environ.get(_env):
+        try:  # Locust's monitor greenlet reads these module globals at every sample
+            _value = float(os.environ[_env])
+            setattr(locust.runners, _name, int(_value) if _value.is_integer() else _value)
+        except ValueError:
+            sys.exit(f"{_env}: not a number: {os.environ[_env]!r}")
+
 REQUEST = build_infer_request(
     model=os.environ.get("K8SGPURL_MODEL", "mobilenetv4"),
     input_name=os.environ.get("K8SGPURL_INPUT", "input0"),
@@ -77,16 +119,26 @@ REQUEST = build_infer_request(
 )
 
 
-def _profile_argument(value: str) -> LoadProfile:
+def _profile_argument(value: str) -> str:
+    """``--load-profile``'s check: the profile must load. The option keeps the string, not
+    the profile: with ``--processes`` the master sends the parsed options to its workers
+    (msgpack), which cannot carry a :class:`LoadProfile`."""
     try:
-        return load_profile(value)
+        load_profile(value)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(name_or_path: str) -> LoadProfile:
+    return load_profile(name_or_path)
 
 
 def chosen_profile(parsed_options: Any) -> LoadProfile:
     """The ``--load-profile`` option's profile if given, else the one ``K8SGPURL_PROFILE`` named."""
-    return getattr(parsed_options, "load_profile", None) or PROFILE
+    value = getattr(parsed_options, "load_profile", None)
+    return _load_cached(value) if value else PROFILE
 
 
 @events.init_command_line_parser.add_listener
@@ -106,6 +158,25 @@ def _use_chosen_profile(environment: Any, **_kwargs: Any) -> None:
     TritonUser.wait_time = between(profile.wait_time.min, profile.wait_time.max)
 
 
+def burn_cpu(seconds: float) -> None:
+    """Keep this process's CPU busy for ``seconds`` of CPU time (not wall time: under
+    contention it takes longer), without yielding to other greenlets."""
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+@events.cpu_warning.add_listener
+def _log_cpu_warning(environment: Any = None, cpu_usage: float = 0.0, **_kwargs: Any) -> None:
+    """Log every ``events.cpu_warning`` (Locust's own warning is logged once per run)."""
+    logging.getLogger(__name__).warning(
+        "%s %.0f%% above the warning threshold (pid %d)",
+        LOCUSTFILE_CPU_LINE,
+        cpu_usage,
+        os.getpid(),
+    )
+
+
 class TritonUser(FastHttpUser):
     """One closed-loop client: an inference request, then the profile's think time."""
 
@@ -115,6 +186,8 @@ class TritonUser(FastHttpUser):
     @task
     def infer(self) -> None:
         """POST one binary-extension inference request; anything but 200 is a failure."""
+        if CLIENT_CPU_S > 0:
+            burn_cpu(CLIENT_CPU_S)
         with self.client.post(
             REQUEST.path, data=REQUEST.body, headers=REQUEST.headers, catch_response=True
         ) as response:

@@ -116,6 +116,11 @@ def test_episode_scales_rolls_and_cleans_up(tmp_path: Path, onnx_model: Path) ->
         assert abs(kpis["requests"] - locust_requests) <= 0.03 * locust_requests + 10
         assert kpis["success_rate"] == 1.0
         assert 1.0 < kpis["p50_latency_ms"] < 100.0
+        # one Locust process (the profile's peak, 10 users / (0.3 s + 0.1 s) = 25 req/s, is
+        # far below a process's capacity) kept its users' pace: no interval is flagged
+        assert env.backend.locust_processes == 1
+        saturated = [s["info"]["client/saturated"] for s in steps]
+        assert kpis["client_saturated"] == 0.0, saturated
 
         # observations come from Prometheus and follow the load
         raw = steps[-1]["raw"]

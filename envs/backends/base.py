@@ -87,6 +87,10 @@ class IntervalRecord:
     """Load-generator users running at the end of the interval."""
     tenant_gpu_s: float = 0.0
     """Compute a co-located best-effort tenant got, in seconds of a whole GPU (0: none)."""
+    client_saturated: str = ""
+    """Why the load generator was the bottleneck in this interval (``""``: it was not);
+    the interval then measures Locust, not the cluster (``k8s_gpu_rl.envs.backends.loadgen``).
+    Always ``""`` on the simulated backend."""
 
 
 class Backend(Protocol):

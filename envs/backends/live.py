@@ -10,6 +10,9 @@ once for both:
   processes, then build the :class:`~k8s_gpu_rl.envs.backends.base.IntervalRecord` from
   Locust's per-request log, the pod integrals (:class:`Integrals`), the backend's GPU-work
   and CPU figures and its new events (:class:`EventLog`);
+* whether the load generator was the bottleneck (:meth:`LiveBackend.client_check`, per
+  interval into ``IntervalRecord.client_saturated``; ``k8s_gpu_rl.envs.backends.loadgen``)
+  and how many Locust processes drive the profile (:func:`~k8s_gpu_rl.envs.backends.loadgen.choose_processes`);
 * :meth:`LiveBackend.observe`: ``k8s_gpu_rl.envs.observation``'s PromQL, built once per
   window, evaluated by the backend's Prometheus;
 * the :class:`~k8s_gpu_rl.envs.backends.base.DeploymentState` and
@@ -32,6 +35,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from k8s_gpu_rl.envs.backends.base import DeploymentState, IntervalRecord, PodMetrics
+from k8s_gpu_rl.envs.backends.loadgen import (
+    LoadGeneratorOptions,
+    choose_processes,
+    interval_reason,
+    locust_env,
+    locust_process_args,
+)
 from k8s_gpu_rl.envs.observation import evaluate_live, queries
 from k8s_gpu_rl.envs.sim.config import ClusterConfig
 from k8s_gpu_rl.io import write_yaml
@@ -199,8 +209,13 @@ class LiveBackend(ABC):
         profile: LoadProfile,
         total_gpus: float,
         gpu_memory_mib: int,
+        load_generator: LoadGeneratorOptions | None = None,
     ) -> None:
         self.config = config
+        self.load_generator = load_generator or LoadGeneratorOptions()
+        """Locust's process count and the saturation checks' settings."""
+        self.locust_processes = choose_processes(profile, self.load_generator)
+        """Locust processes an episode starts (``--processes`` when more than 1)."""
         self.profile = profile
         self.total_gpus = float(total_gpus)
         self.gpu_memory_mib = int(gpu_memory_mib)
@@ -270,13 +285,15 @@ class LiveBackend(ABC):
         run_dir = group.rundir
         profile_path = run_dir / "profile.yaml"
         write_yaml(profile_path, profile_dict(self.profile))
+        env = {**(extra_env or {}), **locust_env(self.load_generator)}
         locust = LocustRun(
             group,
             host=host,
             profile=str(profile_path),
             csv_prefix=str(run_dir / "locust"),
             request_log=str(run_dir / "requests.csv"),
-            extra_env=extra_env,
+            extra_env=env,
+            extra_args=locust_process_args(self.locust_processes),
         )
         # time 0 is when Locust's load shape starts (its profile clock), not its launch
         locust.wait_started(timeout_s)
@@ -303,6 +320,7 @@ class LiveBackend(ABC):
         self._last_end = end
         # mid-episode, a row flushed late counts in the next interval
         rows = self._locust().take_until(end, final=end >= self.duration_s - 1e-9)
+        saturated = self.client_check(rows, start, end)
         gpu_work, cpu = self._usage(duration_s, end)
         now = self._integrals()
         used, self._integrals_seen = now - self._integrals_seen, now
@@ -319,7 +337,18 @@ class LiveBackend(ABC):
             gpu_memory_mib_s=used.gpu_memory_mib_s,
             events=self._events().take_new(),
             users=users_at(self.profile, end),
+            client_saturated=saturated,
         )
+
+    def client_check(self, rows: np.ndarray, start_s: float, end_s: float) -> str:
+        """Whether Locust was the bottleneck in ``[start_s, end_s]`` (``""``: no; else the
+        reasons; recorded as an event too), from the interval's request-log ``rows`` and
+        Locust's new CPU-warning lines."""
+        cpu_lines = self._locust().cpu_warnings()
+        reason = interval_reason(self.profile, self.load_generator, rows, start_s, end_s, cpu_lines)
+        if reason:
+            self._events().append(f"{end_s:.0f}s load generator saturated: {reason}")
+        return reason
 
     def _queries(self, window_s: float) -> dict[str, str]:
         """The observation's PromQL for ``window_s`` (built once per window)."""

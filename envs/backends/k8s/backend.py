@@ -100,7 +100,11 @@ class K8sBackend(LiveBackend):
     ) -> None:
         self.options = options or K8sOptions()
         super().__init__(
-            config, profile, self.options.gpus_total, min(g.memory_mib for _, g in config.gpus)
+            config,
+            profile,
+            self.options.gpus_total,
+            min(g.memory_mib for _, g in config.gpus),
+            self.options.load_generator,
         )
         self._kube = kube
         self.prom = PrometheusClient(self.options.prometheus_url, self.options.prometheus_timeout_s)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from k8s_gpu_rl.config import check
+from k8s_gpu_rl.envs.backends.loadgen import LoadGeneratorOptions
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class K8sOptions:
     """Read timeout of one Kubernetes API request."""
     prometheus_timeout_s: float = 5.0
     """Timeout of one Prometheus query."""
+    load_generator: LoadGeneratorOptions = field(default_factory=LoadGeneratorOptions)
+    """Locust's process count (on the machine running the backend) and when an interval
+    counts as load-generator bound (``k8s_gpu_rl.envs.backends.loadgen``)."""
 
     def __post_init__(self) -> None:
         key, sep, value = self.managed_by_label.partition("=")

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from k8s_gpu_rl.envs.backends.live import (
     deployment_state,
     pod_metrics,
 )
+from k8s_gpu_rl.envs.backends.loadgen import LoadGeneratorOptions
 from k8s_gpu_rl.envs.backends.local.deployment import (
     HOLDS_DEVICE,
     READY,
@@ -77,6 +78,9 @@ class LocalOptions:
     """An ONNX file to serve; default: the cached MobileNetV4-Conv-Small export."""
     keep_run_dir: bool = False
     """Keep the run directory (logs, configs, Locust CSVs) after close()."""
+    load_generator: LoadGeneratorOptions = field(default_factory=LoadGeneratorOptions)
+    """Locust's process count and when an interval counts as load-generator bound
+    (``k8s_gpu_rl.envs.backends.loadgen``)."""
 
 
 class LocalBackend(LiveBackend):
@@ -90,8 +94,10 @@ class LocalBackend(LiveBackend):
                 f"the local backend models one device; cluster {config.name!r} has "
                 f"{len(config.gpus)} GPUs (use cluster='local')"
             )
-        super().__init__(config, profile, 1.0, config.gpus[0][1].memory_mib)
         self.options = options or LocalOptions()
+        super().__init__(
+            config, profile, 1.0, config.gpus[0][1].memory_mib, self.options.load_generator
+        )
         self._live: _Episode | None = None
         self.last_run_dir: Path | None = None
 

@@ -6,7 +6,8 @@
     python -m locust -f <k8s_gpu_rl.loadprofiles>/locustfile.py --headless --host HOST
         --csv PREFIX --csv-full-history --only-summary --load-profile PROFILE
 
-in the group's run directory, with :func:`~k8s_gpu_rl.procenv.python_child_env` (so it
+(plus ``--processes N`` when the backend asks for several processes) in the group's run
+directory, with :func:`~k8s_gpu_rl.procenv.python_child_env` (so it
 imports the same ``k8s_gpu_rl`` as this process, from a checkout or a wheel) and
 ``K8SGPURL_REQUEST_LOG=<request_log>`` in its environment, so the locustfile appends
 ``end_unix_s,response_time_ms,ok`` per request to that file (flushed at least once a
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 import k8s_gpu_rl.loadprofiles
+from k8s_gpu_rl.envs.backends.loadgen import LogTail
 from k8s_gpu_rl.envs.backends.local.procs import Managed, ProcessGroup, wait_line
 from k8s_gpu_rl.errors import BackendError
 from k8s_gpu_rl.procenv import python_child_env
@@ -251,6 +253,16 @@ class LocustRun:
         self.t0_unix = time.time()
         """Unix time of the profile's start (launch time until :meth:`wait_started`)."""
         self._later = np.zeros((0, 3))
+        self._log = LogTail(self.proc.log_path)
+        self.cpu_warning_lines: list[str] = []
+        """Every CPU-warning line Locust logged so far (:meth:`cpu_warnings` appends)."""
+
+    def cpu_warnings(self) -> list[str]:
+        """Locust's CPU-warning log lines written since the previous call (its own once-per-
+        process warning and the locustfile's line per ``events.cpu_warning``)."""
+        new = self._log.cpu_warnings()
+        self.cpu_warning_lines.extend(new)
+        return new
 
     def alive(self) -> bool:
         """Whether Locust is still running."""
