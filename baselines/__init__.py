@@ -5,11 +5,16 @@ Every baseline is a policy with stable-baselines3's ``predict`` (see
 
 | name | module | what it does |
 |---|---|---|
-| ``hpa`` | :mod:`k8s_gpu_rl.baselines.hpa` | the Kubernetes HPA (autoscaling/v2), CPU 70 % by default |
-| ``hpa-tuned`` | :mod:`k8s_gpu_rl.baselines.hpa_tuned` | the HPA with the target chosen by a sweep (``tuned_hpa.yaml``) |
+| ``hpa`` | :mod:`k8s_gpu_rl.baselines.hpa` | the user's Kubernetes HPA (autoscaling/v2), CPU 70 %, the Deployment's share |
+| ``hpa-tuned`` | :mod:`k8s_gpu_rl.baselines.calibrated` | the user's HPA (CPU, the Deployment's share) with target and window calibrated |
+| ``hpa-calibrated`` | :mod:`k8s_gpu_rl.baselines.calibrated` | the HPA with share, metric, target and window calibrated |
 | ``kpa`` | :mod:`k8s_gpu_rl.baselines.kpa` | Knative's KPA on Triton's in-flight requests |
+| ``kpa-calibrated`` | :mod:`k8s_gpu_rl.baselines.calibrated` | the KPA with share, metric, target and window calibrated |
 | ``static`` | :mod:`k8s_gpu_rl.baselines.static` | the Deployment as deployed, 1 x 50 % |
-| ``oracle`` | :mod:`k8s_gpu_rl.baselines.oracle` | clairvoyant planner: the cost lower bound |
+| ``static-calibrated`` | :mod:`k8s_gpu_rl.baselines.calibrated` | fixed replicas and share, calibrated |
+| ``oracle`` | :mod:`k8s_gpu_rl.baselines.oracle` | clairvoyant schedule search at the QoS budget: the cost lower bound |
+
+The calibrated ones read ``baselines/calibrated.yaml`` (``scripts/calibrate_baselines.py``).
 
 ``make_policy(name, env, **kwargs)`` builds one and binds it. The trained agent
 (``ppo``) is loaded by ``evaluate`` through :mod:`k8s_gpu_rl.agents.policy`.
@@ -31,9 +36,27 @@ def _hpa(**kw: Any) -> Any:
 
 
 def _hpa_tuned(**kw: Any) -> Any:
-    from k8s_gpu_rl.baselines.hpa_tuned import TunedHpaPolicy
+    from k8s_gpu_rl.baselines.calibrated import TunedHpaPolicy
 
     return TunedHpaPolicy(**kw)
+
+
+def _hpa_calibrated(**kw: Any) -> Any:
+    from k8s_gpu_rl.baselines.calibrated import CalibratedHpaPolicy
+
+    return CalibratedHpaPolicy(**kw)
+
+
+def _kpa_calibrated(**kw: Any) -> Any:
+    from k8s_gpu_rl.baselines.calibrated import CalibratedKpaPolicy
+
+    return CalibratedKpaPolicy(**kw)
+
+
+def _static_calibrated(**kw: Any) -> Any:
+    from k8s_gpu_rl.baselines.calibrated import CalibratedStaticPolicy
+
+    return CalibratedStaticPolicy(**kw)
 
 
 def _kpa(**kw: Any) -> Any:
@@ -57,11 +80,16 @@ def _oracle(**kw: Any) -> Any:
 REGISTRY: dict[str, Callable[..., Any]] = {
     "hpa": _hpa,
     "hpa-tuned": _hpa_tuned,
+    "hpa-calibrated": _hpa_calibrated,
     "kpa": _kpa,
+    "kpa-calibrated": _kpa_calibrated,
     "static": _static,
+    "static-calibrated": _static_calibrated,
     "oracle": _oracle,
 }
 BASELINES = tuple(REGISTRY)
+CALIBRATED = ("hpa-tuned", "hpa-calibrated", "kpa-calibrated", "static-calibrated")
+"""The baselines that read ``baselines/calibrated.yaml``."""
 
 
 def check_policy_name(name: str, extra: tuple[str, ...] = ()) -> None:
@@ -83,4 +111,4 @@ def make_policy(name: str, env: Any | None = None, **kwargs: Any) -> Any:
     return policy.bind(env) if env is not None else policy
 
 
-__all__ = ["BASELINES", "REGISTRY", "check_policy_name", "make_policy"]
+__all__ = ["BASELINES", "CALIBRATED", "REGISTRY", "check_policy_name", "make_policy"]

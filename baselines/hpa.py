@@ -20,16 +20,22 @@ Metrics (``metric=``, with ``target=``):
 | ``cpu`` | CPU usage / request, % (Resource metric, Utilization target) | 70 % |
 | ``gpu_util`` | GPU utilisation of the pod, % (Pods metric, AverageValue target) | 70 % |
 | ``rps`` | successful inferences per second (Pods metric, AverageValue target) | 100 req/s |
+| ``queue_ms`` | Triton's mean queue time per request, ms (Pods metric, AverageValue) | 10 ms |
+| ``inflight`` | requests in the pod, queued or executing (Pods metric, AverageValue) | 4 |
 
 ``gpu_util`` per pod: DCGM cannot attribute a shared GPU to HAMi pods (FACTS.md); the
-per-container figure is HAMi's ``hami_container_device_utilization_ratio``.
-``PodMetrics`` has no such field yet, so a pod's value is DCGM's GPU utilisation (the
-backend's ``gpu_util`` feature, % averaged over GPUs, times the number of GPUs) split
-among the pods in proportion to the requests each served in the window. A ``gpu_util``
-attribute on ``PodMetrics``, when a backend provides one, is used instead.
+per-container figure is HAMi's ``hami_container_device_utilization_ratio``
+(``PodMetrics.gpu_util``, % of one GPU). A backend without it (NaN) falls back to DCGM's
+GPU utilisation (the backend's ``gpu_util`` feature, % averaged over GPUs, times the
+number of GPUs) split among the pods in proportion to the requests each served.
+``queue_ms`` and ``inflight`` are Triton's per-pod figures (``PodMetrics.queue_ms``,
+``PodMetrics.inflight``), served to the HPA by a Prometheus adapter as Pods metrics.
 
-The HPA never touches the vGPU share: it always selects the Deployment's current
-gpucores. Replica changes go through :func:`~k8s_gpu_rl.baselines.base.encode_action` (at most +-2
+**The share.** By default the HPA never touches the vGPU share: it keeps the
+Deployment's gpucores. With ``gpucores=`` (the operator's choice of the pods' share, as
+in ``hpa-calibrated``) the Deployment is first rolled to that share, holding its replica
+count (:func:`~k8s_gpu_rl.baselines.base.roll_share_first`); the HPA starts syncing once
+the roll is done, and the share is held from then on. Replica changes go through :func:`~k8s_gpu_rl.baselines.base.encode_action` (at most +-2
 per step); the scale event the history records is the change actually requested.
 """
 
@@ -40,7 +46,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from k8s_gpu_rl.baselines.base import BaselinePolicy, Desired, reachable_replicas
+from k8s_gpu_rl.baselines.base import (
+    BaselinePolicy,
+    Desired,
+    reachable_replicas,
+    roll_share_first,
+)
 from k8s_gpu_rl.baselines.hpa_algorithm import (
     DEFAULT_TOLERANCE,
     HpaHistory,
@@ -57,8 +68,8 @@ from k8s_gpu_rl.config import suggest
 from k8s_gpu_rl.envs.backends.base import PodMetrics
 from k8s_gpu_rl.errors import ConfigError
 
-METRICS = ("cpu", "gpu_util", "rps")
-DEFAULT_TARGETS = {"cpu": 70.0, "gpu_util": 70.0, "rps": 100.0}
+METRICS = ("cpu", "gpu_util", "rps", "queue_ms", "inflight")
+DEFAULT_TARGETS = {"cpu": 70.0, "gpu_util": 70.0, "rps": 100.0, "queue_ms": 10.0, "inflight": 4.0}
 
 
 def pod_sample(
@@ -88,8 +99,8 @@ def pod_sample(
 
 def pod_gpu_util(pods: Sequence[PodMetrics], dcgm_util_pct: float, n_gpus: float) -> list[float]:
     """Per-pod GPU utilisation (%), HAMi-style; see the module docstring."""
-    own = [getattr(p, "gpu_util", None) for p in pods]
-    if own and all(v is not None for v in own):
+    own = [getattr(p, "gpu_util", math.nan) for p in pods]
+    if own and all(math.isfinite(v) for v in own):
         return [float(v) for v in own]
     rps = [p.rps if math.isfinite(p.rps) else math.nan for p in pods]
     total = sum(r for r in rps if math.isfinite(r))
@@ -104,8 +115,9 @@ def pod_gpu_util(pods: Sequence[PodMetrics], dcgm_util_pct: float, n_gpus: float
 class HpaPolicy(BaselinePolicy):
     """An autoscaling/v2 HPA on the Triton Deployment (see the module docstring).
 
-    Arguments: ``metric`` (``cpu``, ``gpu_util`` or ``rps``), ``target`` (defaults in
-    :data:`DEFAULT_TARGETS`), ``min_replicas``/``max_replicas`` (None: the env's, 1 and
+    Arguments: ``metric`` (one of :data:`METRICS`), ``target`` (defaults in
+    :data:`DEFAULT_TARGETS`), ``gpucores`` (the pods' share, set once; None: keep the
+    Deployment's), ``min_replicas``/``max_replicas`` (None: the env's, 1 and
     8), ``scale_down_window_s`` (``behavior.scaleDown.stabilizationWindowSeconds``; None:
     the controller's 300 s), ``tolerance`` (0.1), ``scale_up``/``scale_down`` (full
     :class:`ScalingRules`, overriding the window argument).
@@ -123,6 +135,7 @@ class HpaPolicy(BaselinePolicy):
         tolerance: float = DEFAULT_TOLERANCE,
         scale_up: ScalingRules | None = None,
         scale_down: ScalingRules | None = None,
+        gpucores: int | None = None,
     ) -> None:
         super().__init__()
         if metric not in METRICS:
@@ -135,6 +148,7 @@ class HpaPolicy(BaselinePolicy):
             raise ConfigError(f"HPA target must be a positive number, got {target!r}")
         if scale_down is None and scale_down_window_s is not None:
             scale_down = ScalingRules(stabilization_window_s=int(scale_down_window_s))
+        self.gpucores = None if gpucores is None else int(gpucores)
         self._limits = (min_replicas, max_replicas)
         self._rules = (scale_up, scale_down, tolerance)
         self.spec: HpaSpec | None = None
@@ -145,6 +159,11 @@ class HpaPolicy(BaselinePolicy):
         lo, hi = self._limits
         up, down, tolerance = self._rules
         c = self.config
+        if self.gpucores is not None and self.gpucores not in c.share_levels:
+            raise ConfigError(
+                f"HPA gpucores {self.gpucores} is not one of the env's share_levels "
+                f"{list(c.share_levels)}"
+            )
         self.spec = HpaSpec(
             max_replicas=c.max_replicas if hi is None else hi,
             min_replicas=c.min_replicas if lo is None else lo,
@@ -160,6 +179,10 @@ class HpaPolicy(BaselinePolicy):
 
     def decide(self, now_s: float) -> Desired:
         dep = self.deployment()
+        if self.gpucores is not None:
+            rolling = roll_share_first(self.backend, Desired(dep.spec_replicas, self.gpucores))
+            if rolling.gpucores != dep.gpucores or dep.rollout_in_progress:
+                return rolling  # the share is set first; the HPA syncs once it is done
         current = dep.spec_replicas
         proposal = self.metric_proposal(now_s, current)
         wanted = None if proposal is None else proposal.replicas
@@ -201,8 +224,8 @@ class HpaPolicy(BaselinePolicy):
             return None
 
     def _pod_values(self, pods: Sequence[PodMetrics], now_s: float) -> list[float]:
-        if self.metric == "rps":
-            return [p.rps for p in pods]
+        if self.metric in ("rps", "queue_ms", "inflight"):
+            return [getattr(p, self.metric) for p in pods]
         dcgm = self.backend.observe(self.config.rate_window_s).get("gpu_util", math.nan)
         return pod_gpu_util(pods, dcgm, self.backend.total_gpus)
 
@@ -216,6 +239,7 @@ class HpaPolicy(BaselinePolicy):
             "min_replicas": spec.min_replicas if spec else None,
             "max_replicas": spec.max_replicas if spec else None,
             "scale_down_window_s": down,
+            "gpucores": self.gpucores,
         }
 
 

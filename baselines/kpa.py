@@ -25,7 +25,9 @@ panic decision is smoother than Knative's.
 Defaults for Triton with ``max_batch_size`` 8: 4 in-flight requests per pod at 70 %
 target utilisation (2.8 per pod), i.e. about half a batch waiting beside the one
 executing. min/max scale are the env's replica bounds. Like the HPA, the KPA keeps the
-Deployment's vGPU share. Scale to zero is off (``min_scale`` >= 1).
+Deployment's vGPU share unless ``gpucores=`` names one: then the Deployment is rolled to
+it first, holding its replica count, and the KPA starts deciding once the roll is done
+(as ``kpa-calibrated`` does). Scale to zero is off (``min_scale`` >= 1).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import math
 from collections import deque
 from typing import Any
 
-from k8s_gpu_rl.baselines.base import BaselinePolicy, Desired
+from k8s_gpu_rl.baselines.base import BaselinePolicy, Desired, roll_share_first
 from k8s_gpu_rl.config import suggest
 from k8s_gpu_rl.errors import ConfigError
 
@@ -79,6 +81,7 @@ class KpaPolicy(BaselinePolicy):
         max_scale_down_rate: float = 2.0,
         min_scale: int | None = None,
         max_scale: int | None = None,
+        gpucores: int | None = None,
     ) -> None:
         super().__init__()
         if metric not in KPA_METRICS:
@@ -111,7 +114,17 @@ class KpaPolicy(BaselinePolicy):
         self.max_scale_up_rate = float(max_scale_up_rate)
         self.max_scale_down_rate = float(max_scale_down_rate)
         self._bounds = (min_scale, max_scale)
+        self.gpucores = None if gpucores is None else int(gpucores)
         self.reset()
+
+    def bind(self, env: Any) -> KpaPolicy:
+        super().bind(env)
+        levels = self.config.share_levels
+        _check(
+            self.gpucores is None or self.gpucores in levels,
+            f"KPA gpucores {self.gpucores} is not one of the env's share_levels {list(levels)}",
+        )
+        return self
 
     @property
     def target(self) -> float:
@@ -126,6 +139,10 @@ class KpaPolicy(BaselinePolicy):
 
     def decide(self, now_s: float) -> Desired:
         dep = self.deployment()
+        if self.gpucores is not None:
+            rolling = roll_share_first(self.backend, Desired(dep.spec_replicas, self.gpucores))
+            if rolling.gpucores != dep.gpucores or dep.rollout_in_progress:
+                return rolling  # the share is set first; the KPA decides once it is done
         self._add_sample(now_s)
         if not self.samples:  # no data yet: Knative keeps the scale (invalid ScaleResult)
             return Desired(dep.spec_replicas, dep.gpucores)
@@ -190,6 +207,7 @@ class KpaPolicy(BaselinePolicy):
             "stable_window_s": self.stable_window_s,
             "panic_window_s": self.panic_window_s,
             "panic_threshold": self.panic_threshold,
+            "gpucores": self.gpucores,
         }
 
 

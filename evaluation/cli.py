@@ -5,6 +5,8 @@
                        [--model runs/<run>] [--out results/<timestamp>]
                        [--backend sim|local|k8s] [--backend-config YAML]
                        [--cluster rtx3080] [--no-progress]
+    python -m evaluate --pareto --profile mixed,loadprofiles/heldout/<shape>.yaml
+                       [--model runs/<a> --model runs/<b>] [--jobs 2]
 
 Every policy runs ``--repeats`` episodes on every profile; run i uses seed ``--seed + i``
 for every policy, so all of them replay the same Locust users. ``--policy`` and
@@ -15,12 +17,14 @@ zip; default: the newest run directory under ``runs/`` with a ``model.zip``).
 Writes per-run time series and KPIs, ``summary.csv``/``.json`` (mean ± 95 % CI),
 ``comparisons.csv``/``.json`` (Welch's t-test, Hedges' g; vGPU-hours relative to the
 oracle), PNG plots and ``report.md`` into ``--out`` (layout: ``evaluation/runner.py``),
-and prints a summary table. A user mistake prints ``error: ...`` and exits with 2.
+and prints a summary table. ``--pareto`` also runs every baseline family's whole grid
+and writes the cost-QoS fronts (``k8s_gpu_rl.evaluation.pareto``). A user mistake prints ``error: ...`` and exits with 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import shlex
 import sys
@@ -68,8 +72,21 @@ def parse_args(
         "--seed", type=int, default=1000, help="base seed: run i uses seed + i (default 1000)"
     )
     p.add_argument(
-        "--model", type=Path, default=None, help="PPO run directory or model zip (for --policy ppo)"
+        "--model",
+        dest="models",
+        action="append",
+        type=Path,
+        default=None,
+        help="PPO run directory or model zip (for --policy ppo); with --pareto repeat it "
+        "to put several models on the fronts",
     )
+    p.add_argument(
+        "--pareto",
+        action="store_true",
+        help="also run every baseline family's whole grid and write pareto.csv, "
+        "cost_at_matched_qos.csv and plots/<profile>_pareto.png (k8s_gpu_rl.evaluation.pareto)",
+    )
+    p.add_argument("--jobs", type=int, default=2, help="processes for --pareto's grid (default 2)")
     p.add_argument(
         "--out", type=Path, default=None, help="results folder (default results/<timestamp>)"
     )
@@ -93,29 +110,68 @@ def parse_args(
         help="cluster config name or YAML (default: rtx3080 for sim, local for local)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--allow-saturated-client",
+        action="store_true",
+        help="keep runs whose load generator (Locust) saturated in the statistics; by "
+        "default they are excluded and listed (k8s_gpu_rl.evaluation.validity)",
+    )
+    p.add_argument(
+        "--env",
+        choices=("autoscale", "jobs"),
+        default="autoscale",
+        help="autoscale: K8sGpu-v0 (default); jobs: GpuJobScheduling-v0, policies fifo, "
+        "sjf-predicted, fgd, optimal-allocation[-0.8|-0.9], ppo (k8s_gpu_rl.evaluation.jobs)",
+    )
+    p.add_argument(
+        "--queue",
+        default=None,
+        help="with --env jobs: a shipped queue (small, normal, memory-heavy) or a "
+        ".yaml/.csv path (default memory-heavy)",
+    )
+    args = p.parse_args(argv)
+    if len(args.models or []) > 1 and not args.pareto:
+        p.error("several --model are only allowed with --pareto")
+    args.model = args.models[0] if args.models else None
+    return args
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m evaluate") -> int:
     """Run the command line; ``prog`` is how the user called it (for help and the report)."""
     args = parse_args(argv, prog)
     command = shlex.join([*shlex.split(prog), *(sys.argv[1:] if argv is None else argv)])
+    if args.env == "jobs":  # GpuJobScheduling-v0: k8s_gpu_rl.evaluation.jobs
+        from k8s_gpu_rl.evaluation.jobs import main_from_args
+
+        return main_from_args(args, command)
     try:
         from k8s_gpu_rl.evaluation import report, runner
 
+        if args.pareto:
+            from k8s_gpu_rl.evaluation.pareto_run import DEFAULT_POLICIES
+        policies = _split(
+            args.policy, ",".join(DEFAULT_POLICIES if args.pareto else runner.BASELINES)
+        )
         plan = runner.build_plan(
-            _split(args.policy, ",".join(runner.BASELINES)),
+            policies,
             _split(args.profile, "mixed"),
             args.repeats,
             args.seed,
             args.out,
             args.backend,
             args.cluster,
-            args.model,
+            args.model if runner.PPO in policies or not args.pareto else None,
             command,
             backend_config=args.backend_config,
         )
-        outputs = runner.run_evaluation(plan, progress=not args.no_progress)
+        plan = dataclasses.replace(plan, allow_saturated_client=args.allow_saturated_client)
+        if args.pareto:
+            from k8s_gpu_rl.evaluation.pareto_run import run_pareto
+
+            models = [m for m in (args.models or []) if runner.PPO not in policies]
+            outputs = run_pareto(plan, models, args.jobs, progress=not args.no_progress)
+        else:
+            outputs = runner.run_evaluation(plan, progress=not args.no_progress)
     except K8sGpuRlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -96,3 +96,89 @@ def plot_kpis(summary: pd.DataFrame, profile: str, path: Path) -> None:
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=110)
     plt.close(fig)
+
+
+FAMILY_COLORS = {
+    "hpa-calibrated": "tab:blue",
+    "kpa-calibrated": "tab:orange",
+    "static-calibrated": "tab:green",
+    "hpa-tuned": "tab:purple",
+}
+POLICY_MARKERS = {"oracle": ("X", "black"), "hpa": ("s", "dimgray"), "static": ("D", "gray")}
+"""Named policies drawn on the Pareto plot (PPO models: red triangles)."""
+
+
+def plot_pareto(points: pd.DataFrame, profile: str, qos_budget: float, path: Path) -> None:
+    """vGPU-hours against QoS-violation rate: every family's grid (faint), its front
+    (line), its calibrated choice (star), and the named policies (oracle, HPA, PPO)."""
+    fig, ax = plt.subplots(figsize=(10, 6))
+    grid = points[points["kind"] == "grid"]
+    for family, sub in grid.groupby("family", sort=False):
+        color = FAMILY_COLORS.get(family, "tab:brown")
+        x, y = sub["qos_violation_rate"] * 100.0, sub["vgpu_hours"]
+        ax.scatter(x, y, s=10, color=color, alpha=0.25, lw=0)
+        front = sub[sub["on_front"]].sort_values("qos_violation_rate")
+        ax.step(
+            front["qos_violation_rate"] * 100.0,
+            front["vgpu_hours"],
+            where="post",
+            color=color,
+            lw=1.6,
+            marker="o",
+            ms=4,
+            label=f"{family} front ({len(sub)} settings)",
+        )
+        chosen = sub[sub["calibrated"]]
+        if chosen.empty:
+            continue
+        ax.scatter(
+            chosen["qos_violation_rate"] * 100.0,
+            chosen["vgpu_hours"],
+            marker="*",
+            s=260,
+            color=color,
+            edgecolor="black",
+            zorder=5,
+            label=f"{family}: calibrated choice",
+        )
+    _named_policies(ax, points[points["kind"] == "policy"])
+    ax.axvline(
+        qos_budget * 100.0, color="red", ls="--", lw=1, label=f"QoS budget {qos_budget * 100:g} %"
+    )
+    ax.set_xscale("symlog", linthresh=qos_budget * 100.0 / 10.0, linscale=0.5)
+    right = max(points["qos_violation_rate"].max() * 100.0, qos_budget * 100.0) * 2.0
+    ax.set_xlim(0.0, right)
+    ax.set_xlabel("QoS-violation rate (% of requests slower than the SLO or failed; symlog)")
+    ax.set_ylabel("vGPU-hours per episode")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    seeds = int(points["n"].max()) if "n" in points and len(points) else 0
+    fig.suptitle(f"{profile}: cost against QoS, means over {seeds} seeds (lower left is better)")
+    fig.tight_layout()
+    savefig_atomic(fig, path, dpi=110)
+    plt.close(fig)
+
+
+def _named_policies(ax: plt.Axes, policies: pd.DataFrame) -> None:
+    for r in policies.itertuples(index=False):
+        if r.family in FAMILY_COLORS:
+            continue  # the calibrated choices are the stars
+        marker, color = POLICY_MARKERS.get(r.family, ("^", "red"))
+        x, y = r.qos_violation_rate * 100.0, r.vgpu_hours
+        xerr = [
+            [x - r.qos_violation_rate_ci_low * 100.0],
+            [r.qos_violation_rate_ci_high * 100.0 - x],
+        ]
+        yerr = [[y - r.vgpu_hours_ci_low], [r.vgpu_hours_ci_high - y]]
+        ax.errorbar(
+            x,
+            y,
+            xerr=np.nan_to_num(xerr),
+            yerr=np.nan_to_num(yerr),
+            fmt=marker,
+            color=color,
+            ms=10,
+            capsize=3,
+            zorder=6,
+            label=r.family,
+        )

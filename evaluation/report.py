@@ -26,6 +26,20 @@ TEST_KPIS = ("vgpu_hours", "qos_violation_rate", "p95_latency_ms")
 
 
 @dataclass
+class ParetoInputs:
+    """What ``--pareto`` adds: the fronts and the cost at matched QoS."""
+
+    points: pd.DataFrame
+    """``pareto.csv``: one row per family, parameters and profile."""
+    matched: pd.DataFrame
+    """``cost_at_matched_qos.csv``: one row per profile and named policy."""
+    plots: dict[str, str]
+    """profile -> its Pareto figure, relative to the results folder."""
+    qos_budget: float
+    seeds: int
+
+
+@dataclass
 class ReportInputs:
     """Everything the report shows."""
 
@@ -45,6 +59,8 @@ class ReportInputs:
     """profile -> figure paths relative to the results folder."""
     env_config: dict[str, Any] = field(default_factory=dict)
     """EnvConfig overrides every policy ran with (the PPO run's ``env:`` section)."""
+    pareto: ParetoInputs | None = None
+    """The fronts (``--pareto``); the report then leads with them."""
 
 
 def fmt(mean: float, ci: float, scale: float = 1.0, decimals: int = 2) -> str:
@@ -147,6 +163,8 @@ def render_markdown(inp: ReportInputs) -> str:
         "uses the same seed, so every policy replays the same Locust users)",
         "",
     ]
+    if inp.pareto is not None:
+        lines += pareto_section(inp.pareto, inp.profiles)
     if inp.policy_settings:
         lines += ["Policy settings:", ""]
         lines += [f"* `{name}`: {settings}" for name, settings in inp.policy_settings.items()]
@@ -162,7 +180,8 @@ def render_markdown(inp: ReportInputs) -> str:
         "* Comparisons: Welch's unequal-variance t-test (`scipy.stats.ttest_ind(equal_var=False)`), "
         "effect size Hedges' g (pooled SD, small-sample corrected).",
         "* Files: `runs.csv` (one row per run), `runs/<policy>/<profile>/seed<k>.csv` (per step), "
-        "`summary.csv`/`.json`, `comparisons.csv`/`.json`, `vgpu_vs_oracle.csv`, `plots/`.",
+        "`summary.csv`/`.json`, `comparisons.csv`/`.json`, `vgpu_vs_oracle.csv`, `plots/`; with "
+        "`--pareto` also `pareto.csv`, `pareto_runs.csv`, `cost_at_matched_qos.csv`.",
         "",
     ]
     return "\n".join(lines)
@@ -193,3 +212,50 @@ def print_summary(inp: ReportInputs, console: Console | None = None) -> None:
                 )
             table.add_row(policy, *cells)
         console.print(table)
+
+
+def _pct(rate: float) -> str:
+    return "n/a" if not math.isfinite(rate) else f"{100 * rate:.4f} %"
+
+
+def pareto_section(p: ParetoInputs, profiles: list[str]) -> list[str]:
+    """The Pareto plot and the cost-at-matched-QoS table of every profile."""
+    out = [
+        "## Cost against QoS",
+        "",
+        f"Every baseline family's whole grid on the evaluation seeds ({p.seeds} per point; "
+        f"QoS budget {100 * p.qos_budget:g} %). **Cost at matched QoS** = a policy's "
+        "vGPU-hours / the cheapest baseline grid point (any family) whose violation rate "
+        "is no higher than the policy's; below 1 is cheaper than every baseline setting "
+        "at least as good on QoS, n/a: no baseline setting is as good.",
+        "",
+    ]
+    for profile in profiles:
+        out += [
+            f"### `{profile}`",
+            "",
+            f"![{profile} Pareto fronts]({p.plots.get(profile, '')})",
+            "",
+        ]
+        rows = [
+            [
+                r.policy,
+                f"{r.vgpu_hours:.4f}",
+                _pct(r.qos_violation_rate),
+                "n/a"
+                if not math.isfinite(r.cost_at_matched_qos)
+                else f"{r.cost_at_matched_qos:.3f}",
+                "—"
+                if pd.isna(r.reference_family)
+                else f"{r.reference_family}: {r.reference_params}",
+                "n/a"
+                if not math.isfinite(r.reference_vgpu_hours)
+                else f"{r.reference_vgpu_hours:.4f}",
+                _pct(r.reference_violation_rate),
+            ]
+            for r in p.matched[p.matched["profile"] == profile].itertuples(index=False)
+        ]
+        header = ["policy", "vGPU-h", "QoS viol.", "cost at matched QoS"]
+        header += ["cheapest baseline at no worse QoS", "its vGPU-h", "its QoS viol."]
+        out += [_md_table(header, rows), ""]
+    return out

@@ -2,7 +2,7 @@
 
 :func:`build_plan` checks every user input before anything runs (unknown policy or
 profile with "did you mean", ``repeats < 1``, a missing PPO model, a missing
-``tuned_hpa.yaml``) and raises :class:`~k8s_gpu_rl.errors.ConfigError`.
+``baselines/calibrated.yaml`` entry) and raises :class:`~k8s_gpu_rl.errors.ConfigError`.
 :func:`run_evaluation` then runs and writes, each file atomically and each run's files as
 soon as that run ends (a crash loses only the run in progress):
 
@@ -23,6 +23,7 @@ soon as that run ends (a crash loses only the run in progress):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sys
 from dataclasses import dataclass, field
@@ -32,13 +33,14 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from k8s_gpu_rl.baselines import BASELINES, check_policy_name, make_policy
+from k8s_gpu_rl.baselines import BASELINES, CALIBRATED, check_policy_name, make_policy
 from k8s_gpu_rl.config import suggest
 from k8s_gpu_rl.envs.k8s_gpu_env import BACKENDS, DEFAULT_CLUSTER
 from k8s_gpu_rl.envs.sim.config import load_cluster_config
-from k8s_gpu_rl.errors import ConfigError
+from k8s_gpu_rl.errors import BackendError, ConfigError
 from k8s_gpu_rl.evaluation.io import write_csv_atomic, write_json_atomic, write_text_atomic
 from k8s_gpu_rl.evaluation.rollout import Episode, make_env, run_episode
+from k8s_gpu_rl.evaluation.validity import split_valid
 from k8s_gpu_rl.loadprofiles import LoadProfile, load_profile
 
 PPO = "ppo"
@@ -64,6 +66,9 @@ class EvalPlan:
     on the env it was trained on, and every baseline on the same one), else empty."""
     backend_options: dict[str, Any] = field(default_factory=dict)
     """The live backend's options (``--backend-config``: LocalOptions or K8sOptions fields)."""
+    allow_saturated_client: bool = False
+    """Keep runs whose load generator was the bottleneck in the statistics (they are left
+    out and listed in ``excluded_runs.csv`` otherwise; :mod:`~k8s_gpu_rl.evaluation.validity`)."""
 
     @property
     def seeds(self) -> list[int]:
@@ -169,10 +174,11 @@ def build_plan(
         )
     load_cluster_config(cluster)
     backend_options = _backend_options(backend, backend_config)
-    if "hpa-tuned" in names:
-        from k8s_gpu_rl.baselines.hpa_tuned import load_tuned
+    for name in names:
+        if name in CALIBRATED:  # a missing or stale calibrated.yaml fails before any run
+            from k8s_gpu_rl.baselines.calibrated import load_calibrated
 
-        load_tuned()
+            load_calibrated(name)
     env_config: dict[str, Any] = {}
     if PPO in names:
         model = _ppo_model(model, runs_root)
@@ -293,10 +299,27 @@ def run_evaluation(plan: EvalPlan, progress: bool = True) -> EvalOutputs:
                     finally:
                         if live_hpa:
                             env.backend.remove_hpa()
+                    settings[name] = _settings(policy)  # with what the last run found (oracle)
                     slo_ms = env.config.slo_ms
                 finally:
                     env.close()
-    return _finish(plan, pd.DataFrame(writer.rows), first, settings, slo_ms)
+    runs = _valid_runs(plan, pd.DataFrame(writer.rows))
+    return _finish(plan, runs, first, settings, slo_ms)
+
+
+def _valid_runs(plan: EvalPlan, runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs the statistics use; the others go to ``excluded_runs.csv`` with reasons."""
+    kept, excluded = split_valid(runs, plan.allow_saturated_client)
+    columns = ["policy", "profile", "seed", "reason"]
+    rows = [dataclasses.asdict(e) for e in excluded]
+    write_csv_atomic(plan.out / "excluded_runs.csv", pd.DataFrame(rows, columns=columns))
+    if len(kept) == 0 and len(runs) > 0:
+        raise BackendError(
+            f"every run's load generator was saturated (see {plan.out / 'excluded_runs.csv'}): "
+            "the figures would measure Locust, not the cluster; give Locust more processes "
+            "(load_generator in --backend-config) or pass --allow-saturated-client"
+        )
+    return kept
 
 
 LIVE_HPA_POLICIES = ("hpa", "hpa-tuned")

@@ -12,7 +12,7 @@ from k8s_gpu_rl.baselines import BASELINES, make_policy
 from k8s_gpu_rl.baselines.base import Desired, encode_action, reachable_replicas
 from k8s_gpu_rl.baselines.hpa import HpaPolicy, pod_gpu_util, pod_sample
 from k8s_gpu_rl.baselines.kpa import KpaPolicy, kpa_scale
-from k8s_gpu_rl.baselines.oracle import CapacityModel, OraclePolicy
+from k8s_gpu_rl.baselines.oracle import OraclePolicy
 from k8s_gpu_rl.baselines.static import StaticPolicy
 from k8s_gpu_rl.envs.backends.base import PodMetrics
 from k8s_gpu_rl.envs.config import EnvConfig
@@ -154,7 +154,10 @@ def test_hpa_never_changes_gpucores() -> None:
 
 
 @pytest.mark.parametrize(
-    ("metric", "target", "profile"), [("rps", 50.0, "high"), ("gpu_util", 60.0, "medium")]
+    ("metric", "target", "profile"),
+    # gpu_util is HAMi's per-container figure: a 50 % pod at medium load (~65 req/s of
+    # (4 + 0.3 n) ms batches) computes about a quarter of the GPU, above a 20 % target
+    [("rps", 50.0, "high"), ("gpu_util", 20.0, "medium")],
 )
 def test_hpa_on_pods_metrics_scales_up(metric, target, profile) -> None:
     series, _ = episode(HpaPolicy(metric=metric, target=target), profile=profile)
@@ -209,41 +212,6 @@ def test_hpa_rejects_bad_settings() -> None:
         HpaPolicy(target=0)
 
 
-# --- tuned HPA ---------------------------------------------------------------------
-
-
-# These three test baselines/hpa_tuned.py, which the calibrated-baselines work is replacing
-# (imported here, so that the rest of the file runs whatever state that module is in).
-
-
-def test_tuned_hpa_loads_the_shipped_parameters() -> None:
-    from k8s_gpu_rl.baselines.hpa_tuned import TunedHpaPolicy, load_tuned
-
-    params = load_tuned()
-    policy = TunedHpaPolicy()
-    assert policy.target == float(params["target"]) and policy.metric == params.get("metric", "cpu")
-
-
-def test_sweep_chooses_the_cheapest_config_within_budget(tmp_path) -> None:
-    from k8s_gpu_rl.baselines.hpa_tuned import load_tuned, sweep, tuned_yaml
-
-    result = sweep("mixed", seeds=(0,), targets=(70, 120), windows_s=(300,))
-    assert result.default.target == 70 and result.chosen.within_budget
-    assert result.chosen.qos_violation_rate <= result.default.qos_violation_rate + 0.005 + 1e-12
-    assert result.chosen.vgpu_hours == min(r.vgpu_hours for r in result.rows if r.within_budget)
-    path = tmp_path / "tuned.yaml"
-    path.write_text(tuned_yaml(result, "test"))
-    assert load_tuned(path)["target"] == result.chosen.target
-    assert "# target_%" in path.read_text()
-
-
-def test_tuned_hpa_without_its_file_is_a_config_error(tmp_path) -> None:
-    from k8s_gpu_rl.baselines.hpa_tuned import TunedHpaPolicy
-
-    with pytest.raises(ConfigError, match="tune_hpa.py"):
-        TunedHpaPolicy(path=tmp_path / "missing.yaml")
-
-
 # --- KPA ---------------------------------------------------------------------------
 
 
@@ -270,19 +238,11 @@ def test_kpa_panics_on_a_burst_and_scales_up(metric, target) -> None:
 # --- oracle ------------------------------------------------------------------------
 
 
-def test_capacity_model_matches_the_cluster_constants() -> None:
-    model = CapacityModel.from_cluster(ClusterConfig())
-    # 8 images per (4 + 0.3 * 8) ms at half a GPU: 625 req/s; the CPU allows 2 cores / 5 ms = 400
-    assert model.pod_rps(0.5) == pytest.approx(400.0)
-    assert model.pod_rps(0.2) == pytest.approx(8 / (6.4 / 0.2) * 1000)
-    assert model.p95_latency_ms(10.0, 0.1) > model.p95_latency_ms(10.0, 0.5)
-
-
 def test_oracle_serves_mixed_cheaper_than_static_and_hpa() -> None:
     _, oracle = episode(OraclePolicy())
     _, static = episode(StaticPolicy())
     _, hpa = episode(HpaPolicy())
-    assert oracle["qos_violation_rate"] < 0.01
+    assert oracle["qos_violation_rate"] <= 0.0002  # the reward's QoS budget, which it verifies
     assert oracle["vgpu_hours"] < static["vgpu_hours"]
     assert oracle["vgpu_hours"] < hpa["vgpu_hours"]
 

@@ -318,3 +318,32 @@ def test_profile_lists_keep_generator_specs_whole() -> None:
         "mixed",
     ]
     assert _split(None, "ppo,hpa") == ["ppo", "hpa"]
+
+
+def test_runs_whose_load_generator_saturated_are_left_out_and_listed(tmp_path) -> None:
+    import dataclasses
+
+    import pandas as pd
+
+    from k8s_gpu_rl.errors import BackendError
+    from k8s_gpu_rl.evaluation.runner import EvalPlan, _valid_runs
+
+    plan = EvalPlan(("hpa",), (), 2, 1000, tmp_path)
+    runs = pd.DataFrame(
+        {
+            "policy": ["hpa", "hpa"],
+            "profile": ["low", "low"],
+            "seed": [1000, 1001],
+            "vgpu_hours": [0.08, 0.09],
+            "client_saturated": [0.0, 1.0],
+            "client_saturated_fraction": [0.0, 0.25],
+        }
+    )
+    kept = _valid_runs(plan, runs)
+    assert kept["seed"].tolist() == [1000]
+    excluded = pd.read_csv(tmp_path / "excluded_runs.csv")
+    assert excluded[["policy", "profile", "seed"]].values.tolist() == [["hpa", "low", 1001]]
+    kept = _valid_runs(dataclasses.replace(plan, allow_saturated_client=True), runs)
+    assert kept["seed"].tolist() == [1000, 1001]
+    with pytest.raises(BackendError, match="every run's load generator was saturated"):
+        _valid_runs(plan, runs.assign(client_saturated=1.0))
