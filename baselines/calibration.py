@@ -90,23 +90,53 @@ def run_task(task: Task) -> list[dict[str, Any]]:
 
 
 def run_grid(
-    tasks: Sequence[Task], jobs: int = 1, progress: Callable[[], None] | None = None
+    tasks: Sequence[Task],
+    jobs: int = 1,
+    progress: Callable[[], None] | None = None,
+    checkpoint: Callable[[pd.DataFrame], None] | None = None,
+    checkpoint_every: int = 20,
 ) -> pd.DataFrame:
-    """Run every task (``jobs`` > 1: in that many worker processes) and stack the rows."""
+    """Run every task (``jobs`` > 1: in that many worker processes) and stack the rows;
+    ``checkpoint(rows so far)`` every ``checkpoint_every`` tasks, so a long grid that is
+    interrupted can be resumed (``evaluate --pareto --reuse-grid``)."""
     rows: list[dict[str, Any]] = []
+
+    def take(done: int, part: list[dict[str, Any]]) -> None:
+        rows.extend(part)
+        if progress:
+            progress()
+        if checkpoint and done % checkpoint_every == 0:
+            checkpoint(pd.DataFrame(rows))
+
     if jobs <= 1 or len(tasks) < 2:
         results: Iterable[list[dict[str, Any]]] = map(run_task, tasks)
-        for part in results:
-            rows += part
-            if progress:
-                progress()
+        for done, part in enumerate(results, 1):
+            take(done, part)
     else:
         with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            for part in pool.imap(run_task, tasks, chunksize=4):
-                rows += part
-                if progress:
-                    progress()
+            for done, part in enumerate(pool.imap(run_task, tasks, chunksize=4), 1):
+                take(done, part)
     return pd.DataFrame(rows)
+
+
+def split_done(tasks: Sequence[Task], previous: pd.DataFrame) -> tuple[pd.DataFrame, list[Task]]:
+    """(rows of ``previous`` that cover a task on every profile and seed it asks for, the
+    tasks still to run): a grid's earlier ``pareto_runs.csv`` is reused point by point."""
+    if previous.empty:
+        return previous, list(tasks)
+    keep: list[pd.DataFrame] = []
+    todo: list[Task] = []
+    for task in tasks:
+        need = {(label, seed) for label, _ in task.profiles for seed in task.seeds}
+        rows = previous[
+            (previous["family"] == task.family) & (previous["params"] == point_label(task.params))
+        ]
+        have = list(zip(rows["profile"].astype(str), rows["seed"].astype(int), strict=True))
+        if need <= set(have):
+            keep.append(rows[[pair in need for pair in have]].drop_duplicates(["profile", "seed"]))
+        else:
+            todo.append(task)
+    return (pd.concat(keep, ignore_index=True) if keep else previous.iloc[:0]), todo
 
 
 def point_table(runs: pd.DataFrame, qos_budget: float) -> pd.DataFrame:

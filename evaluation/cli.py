@@ -88,6 +88,14 @@ def parse_args(
     )
     p.add_argument("--jobs", type=int, default=2, help="processes for --pareto's grid (default 2)")
     p.add_argument(
+        "--reuse-grid",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="with --pareto: an earlier pareto_runs.csv whose grid points (same profiles and "
+        "seeds) are reused instead of run again; also resumes an interrupted grid",
+    )
+    p.add_argument(
         "--out", type=Path, default=None, help="results folder (default results/<timestamp>)"
     )
     p.add_argument(
@@ -169,7 +177,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m evaluate") -> int
             from k8s_gpu_rl.evaluation.pareto_run import run_pareto
 
             models = [m for m in (args.models or []) if runner.PPO not in policies]
-            outputs = run_pareto(plan, models, args.jobs, progress=not args.no_progress)
+            outputs = run_pareto(
+                plan,
+                models,
+                args.jobs,
+                progress=not args.no_progress,
+                reuse_grid=args.reuse_grid,
+            )
         else:
             outputs = runner.run_evaluation(plan, progress=not args.no_progress)
     except K8sGpuRlError as exc:

@@ -116,17 +116,29 @@ def run_pareto(
     jobs: int = 2,
     progress: bool = True,
     tasks: Sequence[calibration.Task] | None = None,
+    reuse_grid: Path | None = None,
 ) -> EvalOutputs:
     """Everything ``--pareto`` does (module docstring); returns ``evaluate``'s outputs.
-    ``tasks``: the grid points to run (default: every family's whole grid)."""
+    ``tasks``: the grid points to run (default: every family's whole grid); ``reuse_grid``:
+    an earlier ``pareto_runs.csv`` whose points (on every profile and seed asked for) are
+    taken instead of run again. The grid's rows are checkpointed to ``pareto_runs.csv`` as
+    they come, so an interrupted run resumes with ``--reuse-grid`` pointing at it."""
     checked = check_models(models)
     outputs = run_evaluation(plan, progress=progress)
     tasks = grid_tasks(plan) if tasks is None else list(tasks)
+    previous = pd.read_csv(reuse_grid) if reuse_grid is not None else pd.DataFrame()
+    done, todo = calibration.split_done(tasks, previous)
+    out = plan.out / "pareto_runs.csv"
+
+    def checkpoint(rows: pd.DataFrame) -> None:
+        write_csv_atomic(out, pd.concat([done, rows], ignore_index=True))
+
     with tqdm(
-        total=len(tasks), desc="grid", unit="point", file=sys.stderr, disable=not progress
+        total=len(todo), desc="grid", unit="point", file=sys.stderr, disable=not progress
     ) as bar:
-        grid = calibration.run_grid(tasks, jobs, bar.update)
-    write_csv_atomic(plan.out / "pareto_runs.csv", grid)
+        fresh = calibration.run_grid(todo, jobs, bar.update, checkpoint)
+    grid = pd.concat([done, fresh], ignore_index=True)
+    write_csv_atomic(out, grid)
     named = outputs.runs.rename(columns={"policy": "family"})
     named["params"] = [outputs.report.policy_settings.get(p, "") for p in named["family"]]
     if checked:

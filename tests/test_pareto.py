@@ -139,3 +139,21 @@ def test_pareto_rejects_a_missing_model(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="no such file or directory"):
         pareto_run.check_models([tmp_path / "nothing"])
+
+
+def test_an_earlier_grid_is_reused_point_by_point() -> None:
+    import pandas as pd
+
+    from k8s_gpu_rl.baselines.calibration import Task, point_label, split_done
+
+    a = Task("static", 0, {"gpucores": 40, "replicas": 1}, (("mixed", "mixed"),), (1000, 1001))
+    b = Task("static", 1, {"gpucores": 30, "replicas": 1}, (("mixed", "mixed"),), (1000, 1001))
+    rows = [
+        {"family": "static", "params": point_label(a.params), "profile": "mixed", "seed": s}
+        for s in (1000, 1001, 1002)  # a: both seeds asked for, and one more
+    ] + [{"family": "static", "params": point_label(b.params), "profile": "mixed", "seed": 1000}]
+    kept, todo = split_done([a, b], pd.DataFrame(rows))
+    assert todo == [b]  # b lacks seed 1001: run again
+    assert kept["seed"].tolist() == [1000, 1001]  # a's rows for the asked seeds only
+    kept, todo = split_done([a, b], pd.DataFrame())
+    assert todo == [a, b] and kept.empty
