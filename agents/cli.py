@@ -75,6 +75,13 @@ def build_parser(prog: str = "python -m train") -> argparse.ArgumentParser:
         ".zip to continue training from (into a new run directory)",
     )
     p.add_argument(
+        "--env",
+        choices=("autoscale", "jobs"),
+        default="autoscale",
+        help="autoscale: K8sGpu-v0 (default); jobs: GpuJobScheduling-v0 "
+        "(see `--env jobs --help` for its options)",
+    )
+    p.add_argument(
         "--out", type=Path, default=Path("runs"), help="parent of run directories (default: runs/)"
     )
     p.add_argument(
@@ -86,9 +93,22 @@ def build_parser(prog: str = "python -m train") -> argparse.ArgumentParser:
     return p
 
 
+def _env_option(argv: list[str], prog: str) -> tuple[str, list[str]]:
+    """``--env`` and the other arguments (``--env jobs`` has its own options)."""
+    pre = argparse.ArgumentParser(prog=prog, add_help=False)
+    pre.add_argument("--env", choices=("autoscale", "jobs"), default="autoscale")
+    known, rest = pre.parse_known_args(argv)
+    return known.env, rest
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m train") -> int:
     """Run the command line; ``prog`` is how the user called it (for help and the manifest)."""
     argv = sys.argv[1:] if argv is None else argv
+    env, rest = _env_option(argv, prog)
+    if env == "jobs":  # GpuJobScheduling-v0: masked PPO, k8s_gpu_rl.agents.jobs
+        from k8s_gpu_rl.agents.jobs import main as jobs_main
+
+        return jobs_main(rest, f"{prog} --env jobs")
     args = build_parser(prog).parse_args(argv)
     from k8s_gpu_rl.agents.plan import TrainRequest, plan_run
 

@@ -110,6 +110,9 @@ def test_wheel_carries_what_the_code_reads_at_run_time(wheel: zipfile.ZipFile) -
         "k8s_gpu_rl/loadprofiles/locustfile.py",
         "k8s_gpu_rl/testing/fake_kube_api/__init__.py",
         "k8s_gpu_rl/sweep/data/pod.yaml.j2",
+        "k8s_gpu_rl/envs/jobs/queues/memory-heavy.yaml",
+        "k8s_gpu_rl/envs/jobs/queues/normal.csv",
+        "k8s_gpu_rl/envs/jobs/sim/worlds/user-sites.yaml",
         "k8s_gpu_rl/sweep/data/configurations.yaml",
         "k8s_gpu_rl/loadprofiles/heldout/azure_functions_2019_per_minute.csv",
     }

@@ -1,0 +1,1 @@
+"""The live submitter: placements to real clusters (kubernetes client), watches, Prometheus."""
