@@ -6,6 +6,7 @@ Every baseline is a policy with stable-baselines3's ``predict`` (see
 | name | module | what it does |
 |---|---|---|
 | ``hpa`` | :mod:`k8s_gpu_rl.baselines.hpa` | the user's Kubernetes HPA (autoscaling/v2), CPU 70 %, the Deployment's share |
+| ``hpa-autoscale`` | :mod:`k8s_gpu_rl.baselines.hpa` | the same HPA as ``kubectl autoscale`` creates it: no ``spec.behavior`` (the controller's legacy path) |
 | ``hpa-tuned`` | :mod:`k8s_gpu_rl.baselines.calibrated` | the user's HPA (CPU, the Deployment's share) with target and window calibrated |
 | ``hpa-calibrated`` | :mod:`k8s_gpu_rl.baselines.calibrated` | the HPA with share, metric, target and window calibrated |
 | ``kpa`` | :mod:`k8s_gpu_rl.baselines.kpa` | Knative's KPA on Triton's in-flight requests |
@@ -33,6 +34,14 @@ def _hpa(**kw: Any) -> Any:
     from k8s_gpu_rl.baselines.hpa import HpaPolicy
 
     return HpaPolicy(**kw)
+
+
+def _hpa_autoscale(**kw: Any) -> Any:
+    from k8s_gpu_rl.baselines.hpa import HpaPolicy
+
+    policy = HpaPolicy(**{"behavior": False, **kw})
+    policy.name = "hpa-autoscale"
+    return policy
 
 
 def _hpa_tuned(**kw: Any) -> Any:
@@ -79,6 +88,7 @@ def _oracle(**kw: Any) -> Any:
 
 REGISTRY: dict[str, Callable[..., Any]] = {
     "hpa": _hpa,
+    "hpa-autoscale": _hpa_autoscale,
     "hpa-tuned": _hpa_tuned,
     "hpa-calibrated": _hpa_calibrated,
     "kpa": _kpa,

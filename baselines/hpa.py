@@ -53,6 +53,7 @@ from k8s_gpu_rl.baselines.base import (
     roll_share_first,
 )
 from k8s_gpu_rl.baselines.hpa_algorithm import (
+    DEFAULT_DOWNSCALE_STABILIZATION_WINDOW_S,
     DEFAULT_TOLERANCE,
     HpaHistory,
     HpaMetricsError,
@@ -120,7 +121,10 @@ class HpaPolicy(BaselinePolicy):
     Deployment's), ``min_replicas``/``max_replicas`` (None: the env's, 1 and
     8), ``scale_down_window_s`` (``behavior.scaleDown.stabilizationWindowSeconds``; None:
     the controller's 300 s), ``tolerance`` (0.1), ``scale_up``/``scale_down`` (full
-    :class:`ScalingRules`, overriding the window argument).
+    :class:`ScalingRules`, overriding the window argument), ``behavior`` (False: the HPA
+    has no ``spec.behavior``, as ``kubectl autoscale`` creates it, and the controller takes
+    its legacy path: at most max(2 x current, 4) replicas per sync, the highest
+    recommendation of the window; the window is then the controller's flag).
     """
 
     name = "hpa"
@@ -136,6 +140,7 @@ class HpaPolicy(BaselinePolicy):
         scale_up: ScalingRules | None = None,
         scale_down: ScalingRules | None = None,
         gpucores: int | None = None,
+        behavior: bool = True,
     ) -> None:
         super().__init__()
         if metric not in METRICS:
@@ -146,7 +151,14 @@ class HpaPolicy(BaselinePolicy):
         self.target = float(DEFAULT_TARGETS[metric] if target is None else target)
         if not (math.isfinite(self.target) and self.target > 0):
             raise ConfigError(f"HPA target must be a positive number, got {target!r}")
-        if scale_down is None and scale_down_window_s is not None:
+        self.behavior = bool(behavior)
+        self._window_flag = DEFAULT_DOWNSCALE_STABILIZATION_WINDOW_S
+        if not self.behavior:  # no spec.behavior: the window is the controller's flag
+            if scale_up is not None or scale_down is not None:
+                raise ConfigError("an HPA without behavior takes no scale_up/scale_down rules")
+            if scale_down_window_s is not None:
+                self._window_flag = int(scale_down_window_s)
+        elif scale_down is None and scale_down_window_s is not None:
             scale_down = ScalingRules(stabilization_window_s=int(scale_down_window_s))
         self.gpucores = None if gpucores is None else int(gpucores)
         self._limits = (min_replicas, max_replicas)
@@ -170,6 +182,8 @@ class HpaPolicy(BaselinePolicy):
             scale_up=up,
             scale_down=down,
             tolerance=tolerance,
+            downscale_stabilization_window_s=self._window_flag,
+            has_behavior=self.behavior,
         )
         return self
 
@@ -240,6 +254,7 @@ class HpaPolicy(BaselinePolicy):
             "max_replicas": spec.max_replicas if spec else None,
             "scale_down_window_s": down,
             "gpucores": self.gpucores,
+            "behavior": self.behavior,
         }
 
 

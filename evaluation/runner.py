@@ -322,7 +322,7 @@ def _valid_runs(plan: EvalPlan, runs: pd.DataFrame) -> pd.DataFrame:
     return kept
 
 
-LIVE_HPA_POLICIES = ("hpa", "hpa-tuned")
+LIVE_HPA_POLICIES = ("hpa", "hpa-autoscale", "hpa-tuned")
 
 
 def _install_live_hpa(plan: EvalPlan, name: str, env: Any, policy: Any) -> bool:
@@ -344,6 +344,7 @@ def _install_live_hpa(plan: EvalPlan, name: str, env: Any, policy: Any) -> bool:
         min_replicas=int(d["min_replicas"]),
         max_replicas=int(d["max_replicas"]),
         behavior=hpa_behavior(d.get("scale_down_window_s")),
+        with_behavior=bool(d.get("behavior", True)),
     )
     return True
 

@@ -127,3 +127,42 @@ def test_legacy_scale_down_holds_the_highest_recommendation_of_the_window() -> N
 def test_legacy_spec_refuses_behaviour_rules() -> None:
     with pytest.raises(ConfigError, match="without spec.behavior has no scale_up/scale_down"):
         HpaSpec(max_replicas=4, has_behavior=False, scale_up=ScalingRules())
+
+
+def test_the_hpa_autoscale_baseline_takes_the_legacy_path_in_the_env() -> None:
+    """From 1 replica the behaviour-less HPA's first scale-up decision is at most
+    max(2 x 1, 4) = 4 replicas, the default behaviour's max(1 + 4, 2 x 1) = 5, when 5 or more
+    are wanted (the env then moves at most 2 replicas a step, whichever path decided)."""
+    import gymnasium as gym
+
+    from k8s_gpu_rl.baselines import make_policy
+
+    def first_scale_up(name: str) -> int:
+        env = gym.make("k8s_gpu_rl:K8sGpu-v0", profile="high")
+        # CPU target 10 %: 100 users want far more than 5 pods from the first sync on
+        policy = make_policy(name, env, target=10.0)
+        obs, _ = env.reset(seed=0)
+        for _ in range(40):
+            action, _ = policy.predict(obs)
+            obs, *_, info = env.step(action)
+            if policy.status.get("desired_replicas", 1) > 1:
+                assert policy.status["metric_replicas"] >= 5  # the calculator wanted more
+                return int(policy.status["desired_replicas"])
+        raise AssertionError("never scaled up")
+
+    assert (
+        make_policy("hpa-autoscale", gym.make("k8s_gpu_rl:K8sGpu-v0")).describe()["behavior"]
+        is False
+    )
+    assert first_scale_up("hpa-autoscale") == 4
+    assert first_scale_up("hpa") == 5
+
+
+def test_the_live_hpa_object_has_no_behavior_when_asked() -> None:
+    from k8s_gpu_rl.envs.backends.k8s.hpa import hpa_body
+    from k8s_gpu_rl.envs.backends.k8s.options import K8sOptions
+
+    legacy = hpa_body(K8sOptions(), 70, 1, 8, with_behavior=False)["spec"]
+    assert "behavior" not in legacy  # what `kubectl autoscale` creates
+    assert legacy["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    assert "behavior" in hpa_body(K8sOptions(), 70, 1, 8)["spec"]

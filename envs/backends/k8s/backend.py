@@ -459,9 +459,12 @@ class K8sBackend(LiveBackend):
         min_replicas: int,
         max_replicas: int,
         behavior: dict[str, Any] | None = None,
+        with_behavior: bool = True,
     ) -> dict[str, Any]:
         """The autoscaling/v2 HPA object :meth:`install_hpa` creates."""
-        return hpa_body(self.options, target_pct, min_replicas, max_replicas, behavior)
+        return hpa_body(
+            self.options, target_pct, min_replicas, max_replicas, behavior, with_behavior
+        )
 
     def install_hpa(
         self,
@@ -469,6 +472,7 @@ class K8sBackend(LiveBackend):
         min_replicas: int,
         max_replicas: int,
         behavior: dict[str, Any] | None = None,
+        with_behavior: bool = True,
     ) -> None:
         """Create the live HPA (CPU utilisation ``target_pct``); ``apply()`` stops scaling."""
         if not 1 <= int(min_replicas) <= int(max_replicas) <= self.options.max_replicas:
@@ -477,7 +481,7 @@ class K8sBackend(LiveBackend):
                 f"{self.options.max_replicas}] (max_replicas)"
             )
         self._attach()
-        body = self.hpa_body(target_pct, min_replicas, max_replicas, behavior)
+        body = self.hpa_body(target_pct, min_replicas, max_replicas, behavior, with_behavior)
         self._mutated = True
         self._api(self.kube.apply_hpa, body)
         self.hpa_name = body["metadata"]["name"]

@@ -13,9 +13,11 @@ def hpa_body(
     min_replicas: int,
     max_replicas: int,
     behavior: dict[str, Any] | None = None,
+    with_behavior: bool = True,
 ) -> dict[str, Any]:
     """The autoscaling/v2 HPA object :meth:`K8sBackend.install_hpa` creates (CPU utilisation
-    ``target_pct``; ``behavior``: :func:`hpa_behavior` when None)."""
+    ``target_pct``; ``behavior``: :func:`hpa_behavior` when None; ``with_behavior`` False:
+    no ``spec.behavior`` at all, as ``kubectl autoscale`` creates it)."""
     o = options
     key, value = o.label
     return {
@@ -46,7 +48,11 @@ def hpa_body(
                     },
                 }
             ],
-            "behavior": behavior if behavior is not None else hpa_behavior(),
+            **(
+                {"behavior": behavior if behavior is not None else hpa_behavior()}
+                if with_behavior
+                else {}
+            ),
         },
     }
 
