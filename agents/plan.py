@@ -88,8 +88,10 @@ def plan_run(request: TrainRequest, stdout_is_tty: bool = False) -> TrainPlan:
     """Resolve defaults and check everything a user can get wrong."""
     resume = _resume_point(request.resume) if request.resume is not None else None
     prior = _prior_args(resume)
-    profile = _profile(request.profile or prior.get("profile") or DEFAULT_PROFILE)
     config = _config(request, resume)
+    profile = _profile(
+        request.profile or prior.get("profile") or config.training.profile or DEFAULT_PROFILE
+    )
     backend = request.backend or prior.get("backend") or DEFAULT_BACKEND
     seed = request.seed if request.seed is not None else int(prior.get("seed", DEFAULT_SEED))
     _probe_env(profile, backend, config)
@@ -115,6 +117,11 @@ def _prior_args(resume: SavedModel | None) -> dict[str, Any]:
 
 
 def _profile(profile: str) -> str:
+    from k8s_gpu_rl.envs.levers import ProfileSampler
+
+    if ProfileSampler.wanted(profile):  # a new generated profile per episode
+        ProfileSampler(profile)  # raises ConfigError naming a bad generator field
+        return profile
     load_profile(profile)  # raises ConfigError naming an unknown profile or a bad file
     return str(Path(profile).resolve()) if looks_like_path(profile) else profile
 

@@ -50,8 +50,10 @@ class PPOPolicy:
         source = find_saved_model(path)
         if source.vecnormalize is None:
             raise ConfigError(f"{path}: no VecNormalize statistics beside {source.model}")
+        from k8s_gpu_rl.agents.trainer import algo_class
+
         try:
-            model = PPO.load(source.model, device=device)
+            model = algo_class(_algo(source)).load(source.model, device=device)
             with open(source.vecnormalize, "rb") as handle:
                 stats = pickle.load(handle)
         except (OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as exc:
@@ -77,6 +79,17 @@ class PPOPolicy:
         """An env observation (or a batch) as the network saw it in training."""
         return self.obs_stats.normalize_obs(np.asarray(observation, dtype=np.float32))
 
+    @property
+    def masked(self) -> bool:
+        """Trained with MaskablePPO: :meth:`bind` it to the env so it reads the masks."""
+        return type(self.model).__name__ == "MaskablePPO"
+
+    def bind(self, env: Any) -> PPOPolicy:
+        """Read ``env.action_masks()`` at every :meth:`predict` (a masked model needs it:
+        the logits of actions it never could take were never trained)."""
+        self._env = env
+        return self
+
     def predict(
         self,
         observation: np.ndarray,
@@ -85,11 +98,16 @@ class PPOPolicy:
         deterministic: bool = True,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """SB3's ``predict`` on a raw observation (one, or a batch): ``(action, state)``."""
+        extra: dict[str, Any] = {}
+        env = getattr(self, "_env", None)
+        if self.masked and env is not None:
+            extra["action_masks"] = _unwrapped(env).action_masks()
         return self.model.predict(
             self.normalise(observation),
             state=state,
             episode_start=episode_start,
             deterministic=deterministic,
+            **extra,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -102,3 +120,15 @@ class PPOPolicy:
 
     def __repr__(self) -> str:
         return f"PPOPolicy({str(self.source.model)!r}, num_timesteps={self.num_timesteps})"
+
+
+def _algo(source: SavedModel) -> str:
+    """``training.algo`` of the run that saved the model (``ppo`` when unknown)."""
+    config = source.run_file("config.yml")
+    data = read_yaml(config) if config else None
+    training = data.get("training") if isinstance(data, dict) else None
+    return str((training or {}).get("algo", "ppo"))
+
+
+def _unwrapped(env: Any) -> Any:
+    return getattr(env, "unwrapped", env)

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from k8s_gpu_rl.config import check, from_dict, read_yaml, replace, suggest, to_dict
 from k8s_gpu_rl.envs.config import EnvConfig
@@ -40,6 +40,47 @@ SET_BY_TRAIN = {
 }
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "gelu", "silu")
 NOT_IN_POLICY_KWARGS = ("observation_space", "action_space", "lr_schedule", "use_sde")
+
+
+ALGOS = ("ppo", "maskable_ppo")
+
+
+@dataclass(frozen=True)
+class QosConstraint:
+    """The QoS budget as a constraint: a Lagrangian multiplier on the QoS term (issue 12).
+
+    After every rollout the multiplier (the env's ``reward.w_qos``) moves by
+    ``lr * (min(rate / budget, max_ratio) - 1)``, where ``rate`` is the rollout's measured
+    violation rate (violating requests / requests, all envs together) and ``budget`` the
+    env's ``reward.qos_budget``; then it is clipped to ``[w_min, w_max]``. Above the
+    budget the penalty grows, below it it shrinks (dual ascent on the constraint
+    ``rate <= budget``)."""
+
+    enabled: bool = False
+    """Adapt ``w_qos`` per rollout; false: the fixed weight of ``env.reward``."""
+    lr: float = 0.5
+    """Step size of the multiplier per rollout, per unit of (rate / budget - 1)."""
+    initial: float | None = None
+    """Starting multiplier; null: the env's ``reward.w_qos``."""
+    w_min: float = 0.0
+    """Lowest multiplier."""
+    w_max: float = 50.0
+    """Highest multiplier."""
+    max_ratio: float = 10.0
+    """rate / budget is capped here before the update, so one bad rollout moves it by at
+    most ``lr * (max_ratio - 1)``."""
+
+    def __post_init__(self) -> None:
+        check(self.lr > 0, f"qos_lr must be positive, got {self.lr}")
+        check(
+            0 <= self.w_min <= self.w_max,
+            f"need 0 <= qos_w_min <= qos_w_max, got {self.w_min}, {self.w_max}",
+        )
+        check(
+            self.initial is None or self.w_min <= self.initial <= self.w_max,
+            f"qos_initial must lie in [qos_w_min, qos_w_max], got {self.initial}",
+        )
+        check(self.max_ratio > 1, f"qos_max_ratio must be > 1, got {self.max_ratio}")
 
 
 @dataclass(frozen=True)
@@ -62,6 +103,37 @@ class TrainingConfig:
     """VecNormalize: clip scaled rewards to plus or minus this."""
     torch_threads: int = 1
     """``torch.set_num_threads`` in the trainer and in every env worker process."""
+    algo: Literal["ppo", "maskable_ppo"] = "ppo"
+    """``ppo``: stable-baselines3 PPO, invalid actions clipped by the env; ``maskable_ppo``:
+    sb3-contrib MaskablePPO, invalid actions masked (the env's ``action_masks()``)."""
+    profile: str | None = None
+    """Training profile when ``--profile`` is not given (null: mixed). A generator spec
+    without a seed (``random``, ``random:shape=bursts,max_users=150``) draws a new
+    generated profile at every reset."""
+    qos_constraint: bool = False
+    """The QoS budget as a constraint: ``env.reward.w_qos`` becomes a Lagrangian multiplier
+    updated after every rollout (:class:`QosConstraint`, the ``qos_*`` fields below)."""
+    qos_lr: float = 0.5
+    """Multiplier step per rollout, per unit of (violation rate / budget - 1)."""
+    qos_initial: float | None = None
+    """Starting multiplier; null: ``env.reward.w_qos``."""
+    qos_w_min: float = 0.0
+    """Lowest multiplier."""
+    qos_w_max: float = 50.0
+    """Highest multiplier."""
+    qos_max_ratio: float = 10.0
+    """Violation rate / budget is capped here before each update."""
+
+    def qos(self) -> QosConstraint:
+        """The ``qos_*`` fields as the Lagrangian callback's settings (validated)."""
+        return QosConstraint(
+            self.qos_constraint,
+            self.qos_lr,
+            self.qos_initial,
+            self.qos_w_min,
+            self.qos_w_max,
+            self.qos_max_ratio,
+        )
 
     def __post_init__(self) -> None:
         check(self.timesteps >= 1, f"timesteps must be >= 1, got {self.timesteps}")
@@ -73,6 +145,7 @@ class TrainingConfig:
         check(self.clip_obs > 0, f"clip_obs must be positive, got {self.clip_obs}")
         check(self.clip_reward > 0, f"clip_reward must be positive, got {self.clip_reward}")
         check(self.torch_threads >= 1, f"torch_threads must be >= 1, got {self.torch_threads}")
+        self.qos()  # raises ConfigError naming a bad qos_* value
 
 
 @dataclass(frozen=True)

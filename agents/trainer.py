@@ -69,26 +69,36 @@ def run(plan: TrainPlan) -> TrainOutcome:
         venv.close()
 
 
+def algo_class(algo: str) -> type[PPO]:
+    """The SB3 class of ``training.algo`` (MaskablePPO from sb3-contrib)."""
+    if algo == "maskable_ppo":
+        from sb3_contrib import MaskablePPO
+
+        return MaskablePPO  # type: ignore[return-value]
+    return PPO
+
+
 def _model(plan: TrainPlan, env: VecNormalize) -> tuple[PPO, int]:
     kwargs = ppo_kwargs(plan.config.ppo)
+    cls = algo_class(plan.config.training.algo)
     if plan.resume is None:
         try:
-            return PPO("MlpPolicy", env, seed=plan.seed, **kwargs), plan.seed
+            return cls("MlpPolicy", env, seed=plan.seed, **kwargs), plan.seed
         except (TypeError, ValueError, AssertionError) as exc:
             raise ConfigError(f"ppo: {exc}") from None
-    model = _load(plan.resume.model, env, kwargs)
+    model = _load(plan.resume.model, env, kwargs, cls)
     rng_seed = plan.seed + model.num_timesteps  # do not replay the first run's episodes
     model.set_random_seed(rng_seed)
     return model, rng_seed
 
 
-def _load(path: Path, env: VecEnv, kwargs: dict[str, Any]) -> PPO:
+def _load(path: Path, env: VecEnv, kwargs: dict[str, Any], cls: type[PPO] = PPO) -> PPO:
     policy_kwargs = kwargs.pop("policy_kwargs", {})
     device = kwargs.pop("device", "auto")
     if "stats_window_size" in kwargs:
         kwargs["_stats_window_size"] = kwargs.pop("stats_window_size")
     try:
-        model = PPO.load(path, env=env, device=device, **kwargs)
+        model = cls.load(path, env=env, device=device, **kwargs)
     except (zipfile.BadZipFile, KeyError, ValueError, pickle.UnpicklingError) as exc:
         raise ConfigError(f"{path}: cannot resume from this model ({exc})") from None
     if policy_kwargs != model.policy_kwargs:
@@ -122,7 +132,7 @@ def _start(
     write_yaml(run_dir / "args.yml", plan.args_record())
     write_text_atomic(run_dir / "command.txt", command + "\n")
     manifest = {
-        "algo": "PPO",
+        "algo": "MaskablePPO" if config.training.algo == "maskable_ppo" else "PPO",
         "policy": "MlpPolicy",
         "env_id": envs.ENV_ID,
         "profile": plan.profile,
@@ -187,6 +197,12 @@ def _learn(model: PPO, config: RunConfig, run_dir: Path, progress: bool, resumed
 def _callbacks(config: RunConfig, run_dir: Path, stop: GracefulStop) -> CallbackList:
     every = config.training.checkpoint_every
     callbacks: list[BaseCallback] = [KpiLogger(), StopOnRequest(stop)]
+    qos = config.training.qos()
+    if qos.enabled:
+        from k8s_gpu_rl.agents.constraint import QosLagrangian
+
+        reward = config.env.reward
+        callbacks.insert(0, QosLagrangian(qos, reward.w_qos, reward.qos_budget))
     if every:
         callbacks.insert(0, Checkpoint(run_dir / CHECKPOINT_DIR, every))
     return CallbackList(callbacks)

@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from k8s_gpu_rl.config import check
+from k8s_gpu_rl.config import check, suggest
 from k8s_gpu_rl.envs.reward import RewardConfig
 
 
@@ -51,6 +51,13 @@ class EnvConfig:
     deployment: str = "triton-mobilenetv4"
     """Name of the Triton Deployment."""
     reward: RewardConfig = field(default_factory=RewardConfig)
+    extra_features: tuple[str, ...] = ()
+    """Opt-in observation features appended after the 18 standard ones, in the order given:
+    any of ``rate_trend``, ``queue_share``, ``starting_share``, ``since_share_change``
+    (:data:`k8s_gpu_rl.envs.observation.EXTRA_FEATURES`). Empty: the standard observation."""
+    frame_stack: int = 1
+    """Observations stacked into one (oldest first; the first is repeated at reset), so a
+    feed-forward policy sees the recent trend. 1: no stacking."""
 
     def __post_init__(self) -> None:
         check(
@@ -79,6 +86,25 @@ class EnvConfig:
             self.gpumem_headroom >= 1.0, f"gpumem_headroom must be >= 1, got {self.gpumem_headroom}"
         )
         check(self.rps_scale > 0, f"rps_scale must be positive, got {self.rps_scale}")
+        self._check_levers()
+
+    def _check_levers(self) -> None:
+        from k8s_gpu_rl.envs.observation import EXTRA_FEATURE_NAMES
+
+        for name in self.extra_features:
+            check(
+                name in EXTRA_FEATURE_NAMES,
+                f"extra_features: unknown feature {name!r}{suggest(name, EXTRA_FEATURE_NAMES)}; "
+                f"allowed: {', '.join(EXTRA_FEATURE_NAMES)}",
+            )
+        check(
+            len(set(self.extra_features)) == len(self.extra_features),
+            f"extra_features: each feature at most once, got {list(self.extra_features)}",
+        )
+        check(
+            1 <= self.frame_stack <= 16,
+            f"frame_stack must be between 1 and 16, got {self.frame_stack}",
+        )
 
 
 def gpumem_for(gpucores: int, gpu_memory_mib: int, model_memory_mib: int, headroom: float) -> int:

@@ -14,7 +14,22 @@ from k8s_gpu_rl.config import from_dict, read_yaml, replace, suggest
 from k8s_gpu_rl.envs.backends.base import Backend, DeploymentState
 from k8s_gpu_rl.envs.config import EnvConfig, encode_action, gpumem_for, nearest_index
 from k8s_gpu_rl.envs.episode import EpisodeAccumulator
-from k8s_gpu_rl.envs.observation import FEATURE_NAMES, HIGH, normalisers, to_vector
+from k8s_gpu_rl.envs.levers import (
+    FrameStack,
+    ProfileSampler,
+    ShareClock,
+    action_masks,
+    check_sampler_backend,
+    feature_names,
+    observation_high,
+)
+from k8s_gpu_rl.envs.observation import (
+    HIGH,
+    extra_from_raw,
+    extra_vector,
+    normalisers,
+    to_vector,
+)
 from k8s_gpu_rl.envs.reward import combine, interval_kpis, reward_terms
 from k8s_gpu_rl.envs.sim.config import ClusterConfig, load_cluster_config
 from k8s_gpu_rl.errors import ConfigError
@@ -108,6 +123,15 @@ class K8sGpuEnv(gym.Env):
     :class:`~k8s_gpu_rl.envs.backends.k8s.options.K8sOptions` fields); ``overrides`` replace
     ``EnvConfig`` fields (e.g. ``slo_ms=120``, ``reward={"w_qos": 200}``).
 
+    ## Opt-in levers (issue 12; all off by default, the default env is unchanged)
+    ``profile="random"`` (or ``"random:shape=bursts,..."``, a generator spec without a
+    seed) draws a new generated profile at every reset, seeded from ``np_random`` (sim
+    backend only); ``extra_features=(...)`` appends operator features
+    (:data:`k8s_gpu_rl.envs.observation.EXTRA_FEATURES`); ``frame_stack=k`` stacks the last k
+    observations; :meth:`action_masks` gives sb3-contrib's ``MaskablePPO`` the choices the
+    env would take unclipped; :meth:`set_reward_weights` lets a Lagrangian callback move
+    ``w_qos`` (``k8s_gpu_rl.agents.constraint``).
+
     ## Version History
     * v0: initial release.
     """
@@ -123,7 +147,12 @@ class K8sGpuEnv(gym.Env):
         backend_options: dict[str, Any] | None = None,
         **overrides: Any,
     ) -> None:
-        self.profile = profile if isinstance(profile, LoadProfile) else load_profile(profile)
+        self._sampler = ProfileSampler(str(profile)) if ProfileSampler.wanted(profile) else None
+        if self._sampler is not None:
+            check_sampler_backend(backend)
+            self.profile = self._sampler.first()
+        else:
+            self.profile = profile if isinstance(profile, LoadProfile) else load_profile(profile)
         if backend not in BACKENDS:
             raise ConfigError(
                 f"unknown backend {backend!r}{suggest(backend, BACKENDS)}; "
@@ -140,7 +169,8 @@ class K8sGpuEnv(gym.Env):
         c = self.config
         n_share = len(c.share_steps) if c.share_action == "relative" else len(c.share_levels)
         self.action_space = spaces.MultiDiscrete([len(c.replica_deltas), n_share])
-        self.observation_space = spaces.Box(0.0, HIGH, dtype=np.float32)
+        self.observation_space = spaces.Box(0.0, observation_high(c), dtype=np.float32)
+        self.feature_names = feature_names(c)
         self._norm = normalisers(
             c.rps_scale,
             c.slo_ms,
@@ -150,12 +180,16 @@ class K8sGpuEnv(gym.Env):
         )
         self.max_steps = int(np.ceil(self.backend.duration_s / c.decision_interval_s - 1e-9))
         self.steps = 0
+        self._stack = FrameStack(c.frame_stack, len(HIGH) + len(c.extra_features))
+        self._clock = ShareClock()
 
     def reset(
         self, *, seed: int | None = None, options: dict | None = None
     ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         backend_seed = int(self.np_random.integers(0, 2**63 - 1))
+        if self._sampler is not None:
+            self._use_profile(self._sampler.draw(self.np_random))
         if self.config.initial_share == "random":
             gpucores = int(self.np_random.choice(self.config.share_levels))
             gpumem = gpumem_for(
@@ -171,11 +205,19 @@ class K8sGpuEnv(gym.Env):
         self._episode = EpisodeAccumulator(
             self.config.slo_ms, self.backend.total_gpus, self.backend.gpu_memory_mib
         )
-        return self._observe(), {"time_s": 0.0, "feature_names": FEATURE_NAMES}
+        info: dict[str, Any] = {"time_s": 0.0, "feature_names": self.feature_names}
+        if self._sampler is not None:
+            info["profile"] = self.profile.name
+        if not self._levers_on():
+            return self._observe(), info
+        self._clock.reset(self.backend.deployment().gpucores)
+        return self._stack.reset(self._observe()), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         info: dict[str, Any] = {}
         replicas, gpucores, gpumem = self._decode(action, info)
+        if self._levers_on():
+            self._clock.note(gpucores, self.backend.now_s())
         self.backend.apply(replicas, gpucores, gpumem)
         rec = self.backend.advance(self.config.decision_interval_s)
         c = self.config
@@ -232,7 +274,10 @@ class K8sGpuEnv(gym.Env):
         truncated = self.steps >= self.max_steps
         if truncated:
             info["episode_kpis"] = self._episode.kpis()
-        return self._observe(dep), reward, False, truncated, info
+        obs = self._observe(dep)
+        if self._levers_on():
+            obs = self._stack.push(obs)
+        return obs, reward, False, truncated, info
 
     def _decode(self, action: Any, info: dict[str, Any]) -> tuple[int, int, int]:
         """Action indices to (replicas, gpucores, gpumem), clipping and reporting."""
@@ -323,7 +368,37 @@ class K8sGpuEnv(gym.Env):
         raw["gpucores_serving"] = dep.serving_gpucores
         raw["gpucores_target"] = float(dep.gpucores)
         raw["pods_pending"] = float(dep.pending_pods)
-        return to_vector(raw, self._norm)
+        extras = self.config.extra_features
+        if not extras:
+            return to_vector(raw, self._norm)
+        raw.update(extra_from_raw(raw))
+        raw["since_share_change"] = self._clock.since(self.backend.now_s())
+        return np.concatenate([to_vector(raw, self._norm), extra_vector(raw, extras, self._norm)])
+
+    # --- levers (issue 12; all off by default) -------------------------------
+    def _levers_on(self) -> bool:
+        return bool(self.config.extra_features) or self.config.frame_stack > 1
+
+    def _use_profile(self, profile: LoadProfile) -> None:
+        """Run the next episode on ``profile`` (the sim backend reads it at reset)."""
+        self.profile = profile
+        self.backend.profile = profile  # type: ignore[attr-defined]
+        self.backend.duration_s = profile.duration_s  # type: ignore[attr-defined]
+        self.max_steps = int(np.ceil(profile.duration_s / self.config.decision_interval_s - 1e-9))
+
+    def action_masks(self) -> np.ndarray:
+        """The choices the env would take unclipped now, for sb3-contrib's ``MaskablePPO``
+        (:func:`k8s_gpu_rl.envs.levers.action_masks`)."""
+        return action_masks(self)
+
+    def _unclipped(self, i: int, j: int) -> bool:
+        info: dict[str, Any] = {}
+        self._decode(np.array([i, j]), info)
+        return not info["action/clipped"]
+
+    def set_reward_weights(self, **weights: float) -> None:
+        """Replace reward weights (e.g. ``w_qos`` from a Lagrangian multiplier) from now on."""
+        self.config = replace(self.config, "config", reward=weights)
 
     def _current_level(self, dep: DeploymentState | None = None) -> int:
         return nearest_index(self.config.share_levels, (dep or self.backend.deployment()).gpucores)

@@ -289,3 +289,92 @@ def _gauge_features(prom: PromSim, now: float, window_s: float) -> dict[str, flo
 
 def _ratio(a: float, b: float) -> float:
     return a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.nan
+
+
+# --------------------------------------------------------------------------- opt-in extras
+
+EXTRA_FEATURES: tuple[Feature, ...] = (
+    Feature(
+        "rate_trend",
+        f"sum(rate(nv_inference_request_success{M}[{{window}}])) / "
+        f"sum(rate(nv_inference_request_success{M}[5m]))",
+        "one",
+        5.0,
+    ),
+    Feature(
+        "queue_share",
+        f"sum(rate(nv_inference_queue_duration_us{M}[{{window}}])) / "
+        f"sum(rate(nv_inference_request_duration_us{M}[{{window}}]))",
+        "one",
+        1.0,
+    ),
+    Feature(
+        "starting_share",
+        'kube_deployment_status_replicas_unavailable{{deployment="{deployment}"}} / '
+        'kube_deployment_spec_replicas{{deployment="{deployment}"}}',
+        "one",
+        1.0,
+    ),
+    Feature("since_share_change", "", "ten_minutes", 1.0),
+)
+"""Features an operator looks at, added to the observation only when ``EnvConfig.extra_features``
+names them (appended after :data:`FEATURES`, in this order):
+
+| Feature | PromQL (abridged) | Meaning | Normalised by |
+|---------|-------------------|---------|---------------|
+| rate_trend | 1 m success rate / 5 m success rate | > 1 while the load rises, < 1 while it falls | 1 (cap 5) |
+| queue_share | queue time / request time (1 m rates) | share of the server time spent queueing: 0 idle, near 1 saturated | 1 |
+| starting_share | replicas unavailable / spec replicas | share of the wanted pods not serving yet (starting or pending) | 1 |
+| since_share_change | (Kubernetes API) seconds since the template's gpucores last changed, or since the episode began | how long ago the last rollout was asked for | 600 s (cap 1) |
+
+The first three are ratios of :data:`FEATURES` queries over the same window, so
+:func:`extra_from_raw` computes them from the raw values every backend already returns
+(the PromQL above, evaluated by Prometheus, gives the same number: ``a / b`` of two
+instant sums). ``since_share_change`` is the controller's own record, like features 15-17.
+"""
+EXTRA_FEATURE_NAMES = tuple(f.name for f in EXTRA_FEATURES)
+EXTRA_NORMALISERS = {"ten_minutes": 600.0}
+
+
+def extra_from_raw(raw: dict[str, float]) -> dict[str, float]:
+    """The Prometheus-backed extras from the raw values of :data:`FEATURES` (NaN: no data)."""
+    return {
+        "rate_trend": _ratio(
+            raw.get("request_rate", math.nan), raw.get("request_rate_5m", math.nan)
+        ),
+        "queue_share": _ratio(
+            raw.get("queue_latency", math.nan), raw.get("server_latency", math.nan)
+        ),
+        "starting_share": _ratio(
+            raw.get("replicas_unavailable", math.nan), raw.get("replicas_desired", math.nan)
+        ),
+    }
+
+
+def extra_queries(
+    names: tuple[str, ...], model: str, namespace: str, deployment: str, window_s: float
+) -> dict[str, str]:
+    """The PromQL of the named Prometheus-backed extras, filled in (for live backends)."""
+    fields = {
+        "model": model,
+        "namespace": namespace,
+        "deployment": deployment,
+        "window": prom_duration(window_s),
+    }
+    return {
+        f.name: f.promql.format(**fields) for f in EXTRA_FEATURES if f.name in names and f.promql
+    }
+
+
+def extra_vector(
+    raw: dict[str, float], names: tuple[str, ...], norm: dict[str, float]
+) -> np.ndarray:
+    """The named extras, normalised and clipped like :func:`to_vector` (NaN becomes 0)."""
+    by_name = {f.name: f for f in EXTRA_FEATURES}
+    scales = {**norm, **EXTRA_NORMALISERS}
+    out = np.zeros(len(names), dtype=np.float32)
+    high = np.array([by_name[n].high for n in names], dtype=np.float32)
+    for i, name in enumerate(names):
+        value = raw.get(name, math.nan)
+        out[i] = 0.0 if not math.isfinite(value) else value / scales[by_name[name].scale]
+    return np.clip(out, 0.0, high)

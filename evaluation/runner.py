@@ -230,7 +230,7 @@ def _policy(name: str, env: Any, ppo: Any) -> Any:
             f"env's ({env.observation_space.shape}, {list(env.action_space.nvec)}): it was trained on "
             "another version of K8sGpu-v0; retrain it"
         )
-    return ppo
+    return ppo.bind(env) if hasattr(ppo, "bind") else ppo  # a MaskablePPO reads the masks
 
 
 def _load_ppo(model: Path) -> Any:

@@ -106,6 +106,7 @@ def test_wheel_carries_what_the_code_reads_at_run_time(wheel: zipfile.ZipFile) -
         "k8s_gpu_rl/envs/sim/clusters/rtx3080.yaml",
         "k8s_gpu_rl/envs/sim/clusters/local.yaml",
         "k8s_gpu_rl/agents/ppo.yaml",
+        "k8s_gpu_rl/agents/levers/combined.yaml",
         "k8s_gpu_rl/loadprofiles/mixed.yaml",
         "k8s_gpu_rl/loadprofiles/locustfile.py",
         "k8s_gpu_rl/testing/fake_kube_api/__init__.py",
