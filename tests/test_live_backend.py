@@ -85,6 +85,10 @@ class _Locust:
         self.calls.append((end_s, final))
         return np.array([[1.0, 0.05, 1.0], [2.0, 0.25, 0.0]])
 
+    def cpu_warnings(self) -> list[str]:
+        """Locust's CPU-warning lines since the last call: none here."""
+        return []
+
 
 class _Scripted(LiveBackend):
     """Hooks that return what the test sets."""
