@@ -522,13 +522,20 @@ def stabilize_recommendation_with_behaviors(
         if rec.timestamp_s < up_cutoff and rec.timestamp_s < down_cutoff:
             old_index = index
     stabilized = min(max(current_replicas, up_recommendation), down_recommendation)
+    return stabilized, _record(recommendations, old_index, Recommendation(desired_replicas, now_s))
+
+
+def _record(
+    recommendations: Sequence[Recommendation], old_index: int | None, new: Recommendation
+) -> tuple[Recommendation, ...]:
+    """``new`` in place of the entry at ``old_index`` (one too old to matter), else appended:
+    how both of the controller's stabilisers keep their memory bounded."""
     kept = list(recommendations)
-    new = Recommendation(desired_replicas, now_s)
     if old_index is None:
         kept.append(new)
     else:
         kept[old_index] = new
-    return stabilized, tuple(kept)
+    return tuple(kept)
 
 
 def replicas_change_per_period(period_s: float, events: Sequence[ScaleEvent], now_s: float) -> int:
@@ -689,13 +696,7 @@ def stabilize_recommendation(
             old_index = index
         elif rec.replicas > highest:
             highest = rec.replicas
-    kept = list(recommendations)
-    new = Recommendation(desired_replicas, now_s)
-    if old_index is None:
-        kept.append(new)
-    else:
-        kept[old_index] = new
-    return highest, tuple(kept)
+    return highest, _record(recommendations, old_index, Recommendation(desired_replicas, now_s))
 
 
 def calculate_scale_up_limit(

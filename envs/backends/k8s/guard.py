@@ -6,7 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from k8s_gpu_rl.envs.backends.k8s.kube import GPUCORES, GPUMEM, POLICY_ENV, KubeApi
+from k8s_gpu_rl.envs.backends.k8s.kube import (
+    GPUCORES,
+    GPUMEM,
+    KEEP,
+    POLICY_ENV,
+    KubeApi,
+    template_patch,
+)
 from k8s_gpu_rl.envs.backends.k8s.options import K8sOptions
 from k8s_gpu_rl.errors import BackendError
 
@@ -75,12 +82,8 @@ class Original:
                 if self.core_policy is None
                 else {"name": POLICY_ENV, "value": self.core_policy}
             ]
-        pod_spec: dict[str, Any] = {"containers": [container]}
-        if options.scheduler_name is not None:
-            pod_spec["schedulerName"] = self.scheduler_name
-        template: dict[str, Any] = {"spec": pod_spec}
-        if self.annotations:
-            template["metadata"] = {"annotations": dict(self.annotations)}
+        scheduler = self.scheduler_name if options.scheduler_name is not None else KEEP
+        template = template_patch(container, scheduler, self.annotations)
         return {"spec": {"replicas": self.replicas, "template": template}}
 
     def by_hand(self) -> str:

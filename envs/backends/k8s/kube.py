@@ -36,6 +36,24 @@ from k8s_gpu_rl.errors import BackendError
 GPUCORES = "nvidia.com/gpucores"
 GPUMEM = "nvidia.com/gpumem"
 POLICY_ENV = "GPU_CORE_UTILIZATION_POLICY"  # HAMi-core's core-limit policy (container env)
+KEEP = object()
+"""``template_patch``'s scheduler argument for "leave ``schedulerName`` alone"."""
+
+
+def template_patch(
+    container: dict[str, Any], scheduler_name: Any, annotations: dict[str, Any]
+) -> dict[str, Any]:
+    """The pod-template part of a strategic-merge patch: one container entry (merged by
+    name), ``schedulerName`` unless ``KEEP``, and the annotations if any."""
+    pod_spec: dict[str, Any] = {"containers": [container]}
+    if scheduler_name is not KEEP:
+        pod_spec["schedulerName"] = scheduler_name
+    template: dict[str, Any] = {"spec": pod_spec}
+    if annotations:
+        template["metadata"] = {"annotations": dict(annotations)}
+    return template
+
+
 SMP = "application/strategic-merge-patch+json"
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 10.0
@@ -238,13 +256,8 @@ class KubeApi:
         container: dict[str, Any] = {"name": o.container, "resources": res}
         if o.core_utilization_policy is not None:  # env is merged by name
             container["env"] = [{"name": POLICY_ENV, "value": o.core_utilization_policy}]
-        pod_spec: dict[str, Any] = {"containers": [container]}
-        if o.scheduler_name is not None:
-            pod_spec["schedulerName"] = o.scheduler_name
-        template: dict[str, Any] = {"spec": pod_spec}
-        if o.pod_annotations:
-            template["metadata"] = {"annotations": dict(o.pod_annotations)}
-        return {"spec": {"template": template}}
+        scheduler = o.scheduler_name if o.scheduler_name is not None else KEEP
+        return {"spec": {"template": template_patch(container, scheduler, o.pod_annotations)}}
 
     def core_policy(self, dep: dict[str, Any]) -> str | None:
         """The container's ``GPU_CORE_UTILIZATION_POLICY`` (None: unset, HAMi's default)."""
