@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from k8s_gpu_rl.errors import ConfigError, K8sGpuRlError
-from k8s_gpu_rl.io import atomic_write
+from k8s_gpu_rl.io import atomic_write, write_text
 
 MODEL_FILE = "model.zip"
 
@@ -183,11 +183,8 @@ def train(config: JobTrainConfig, out: Path, command: str = "", progress: bool =
     )
     model.learn(config.timesteps, callback=_callback(), progress_bar=progress)
     atomic_write(run_dir / MODEL_FILE, lambda tmp: model.save(tmp))  # SB3 adds no suffix to ".tmp"
-    atomic_write(
-        run_dir / "config.yml",
-        lambda tmp: tmp.write_text(yaml.safe_dump(asdict(config), sort_keys=False)),
-    )
-    atomic_write(run_dir / "command.txt", lambda tmp: tmp.write_text(command + "\n"))
+    write_text(run_dir / "config.yml", yaml.safe_dump(asdict(config), sort_keys=False))
+    write_text(run_dir / "command.txt", command + "\n")
     return run_dir
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 from k8s_gpu_rl.errors import K8sGpuRlError
-from k8s_gpu_rl.io import atomic_write
+from k8s_gpu_rl.io import write_text
 
 VALIDATION_SEED_BASE = 900_000
 
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     best = study.best_trial
     text = yaml.safe_dump({"ppo": best.user_attrs["ppo"]}, sort_keys=False)
-    atomic_write(args.out / "best.yaml", lambda tmp: tmp.write_text(text))
+    write_text(args.out / "best.yaml", text)
     for t in study.trials:
         attrs = t.user_attrs
         print(

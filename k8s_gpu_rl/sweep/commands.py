@@ -11,7 +11,7 @@ from typing import Any
 from tqdm import tqdm
 
 from k8s_gpu_rl.errors import ConfigError
-from k8s_gpu_rl.io import atomic_write
+from k8s_gpu_rl.io import write_text
 from k8s_gpu_rl.sweep.configs import ResourceConfiguration, load_configurations, select
 from k8s_gpu_rl.sweep.render import RenderOptions, read_manifest
 from k8s_gpu_rl.sweep.results import ResultsWriter, read_rows
@@ -161,7 +161,7 @@ def fit(args: argparse.Namespace, out: Path) -> int:
     yaml_path = out / "fit" / f"{args.task}.yaml"
     fitting.write_cluster_yaml(yaml_path, cluster, result)
     text = json.dumps(result.to_json(cluster), indent=2) + "\n"
-    atomic_write(out / "fit" / f"{args.task}.json", lambda tmp: tmp.write_text(text))
+    write_text(out / "fit" / f"{args.task}.json", text)
     print(result.describe(cluster))
     print(f"wrote {yaml_path} (python -m evaluate --cluster {yaml_path})")
     return 0

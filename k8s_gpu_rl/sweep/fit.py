@@ -25,7 +25,7 @@ import yaml
 from k8s_gpu_rl.config import from_dict, suggest, to_dict
 from k8s_gpu_rl.envs.sim.config import ClusterConfig, load_cluster_config
 from k8s_gpu_rl.errors import ConfigError
-from k8s_gpu_rl.io import atomic_write
+from k8s_gpu_rl.io import write_text
 from k8s_gpu_rl.sweep.serving_model import batch_ms, effective_share
 
 MIN_BASE_MS = 0.001
@@ -181,4 +181,4 @@ def write_cluster_yaml(path: Path, cluster: ClusterConfig, result: FitResult) ->
                     "nodes[].gpus[].speed for a real GPU.")  # fmt: skip
     head += [f"# {line}" for line in result.describe(cluster).splitlines()[1:]]
     text = "\n".join(head) + "\n" + yaml.safe_dump(to_dict(cluster), sort_keys=False)
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+    write_text(path, text)

@@ -19,7 +19,7 @@ import jinja2
 import yaml
 
 from k8s_gpu_rl.errors import ConfigError
-from k8s_gpu_rl.io import atomic_write
+from k8s_gpu_rl.io import write_text
 from k8s_gpu_rl.sweep.configs import DATA_DIR, ResourceConfiguration
 
 DEFAULT_TEMPLATE = DATA_DIR / "pod.yaml.j2"
@@ -119,7 +119,7 @@ def generate(
             doc = render_pod(template, task, config, opts)
             path = out / "manifests" / f"{doc['metadata']['name']}.yaml"
             text = _header(task, config) + yaml.safe_dump(doc, sort_keys=False)
-            atomic_write(path, lambda tmp, text=text: tmp.write_text(text))
+            write_text(path, text)
             experiments.append(
                 {
                     "pod_name": doc["metadata"]["name"],
@@ -135,7 +135,7 @@ def generate(
         "experiments": experiments,
     }
     text = json.dumps(manifest, indent=2) + "\n"
-    atomic_write(out / MANIFEST_NAME, lambda tmp: tmp.write_text(text))
+    write_text(out / MANIFEST_NAME, text)
     return manifest
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from k8s_gpu_rl.io import atomic_write
+from k8s_gpu_rl.io import atomic_write, write_bytes, write_text
 
 MODEL_NAME = "mobilenetv4"
 """The model's name in the repository (and in Triton's metric labels)."""
@@ -166,8 +166,8 @@ def write_model_repository(
         ]
     )
     data = onnx_path.read_bytes()
-    atomic_write(model_dir / "1" / "model.onnx", lambda tmp: tmp.write_bytes(data))
-    atomic_write(model_dir / "config.pbtxt", lambda tmp: tmp.write_text(config))
+    write_bytes(model_dir / "1" / "model.onnx", data)
+    write_text(model_dir / "config.pbtxt", config)
     return model_dir
 
 
