@@ -152,6 +152,19 @@ MALFORMED = [
     ("bad-yaml", HEAD + "stages: [\n", ["not valid YAML"]),
     ("not-a-mapping", "- 1\n- 2\n", ["expected a mapping"]),
     ("empty-file", "", ["expected a mapping"]),
+    # generator files (``generator:`` instead of ``stages:``: loadprofiles/generator.py)
+    ("generator-bad-shape", "generator:\n  seed: 1\n  shape: wavy\n",
+     ["generator: shape: 'wavy' is not allowed",
+      "'any', 'steps', 'ramps', 'bursts', 'diurnal', 'mix'"]),
+    ("generator-no-seed", "generator:\n  shape: diurnal\n", ["generator: missing field 'seed'"]),
+    ("generator-not-mapping", "generator: 7\n",
+     ["generator: expected a mapping of GeneratorSpec fields, got 7"]),
+    ("generator-and-stages", "generator: {seed: 1}\nstages: []\n",
+     ["unknown field 'stages'; a generator file allows: name, description, generator"]),
+    ("generator-bad-name", "generator: {seed: 1}\nname: [1]\n",
+     ["name: expected a non-empty string, got [1]"]),
+    ("generator-misspelt", "name: x\nwait_time: {min: 1, max: 2}\ngeneratr: {seed: 1}\nstages: []\n",
+     ["unknown field 'generatr' (did you mean 'generator'?)"]),
 ]  # fmt: skip
 
 

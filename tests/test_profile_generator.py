@@ -176,31 +176,7 @@ def test_generator_yaml_file(tmp_path: Path) -> None:
     assert profile.description == reference.description
 
 
-@pytest.mark.parametrize(
-    ("text", "fragments"),
-    [
-        ("generator:\n  seed: 1\n  shape: wavy\n",
-         ["generator: shape: 'wavy' is not allowed", ALLOWED_SHAPES]),
-        ("generator:\n  shape: diurnal\n", ["generator: missing field 'seed'"]),
-        ("generator: 7\n", ["generator: expected a mapping of GeneratorSpec fields, got 7"]),
-        ("generator: {seed: 1}\nstages: []\n",
-         ["unknown field 'stages'; a generator file allows: name, description, generator"]),
-        ("generator: {seed: 1}\nname: [1]\n", ["name: expected a non-empty string, got [1]"]),
-        ("name: x\nwait_time: {min: 1, max: 2}\ngeneratr: {seed: 1}\nstages: []\n",
-         ["unknown field 'generatr' (did you mean 'generator'?)"]),
-    ],
-)  # fmt: skip
-def test_malformed_generator_file_names_file_and_field(
-    tmp_path: Path, text: str, fragments: list[str]
-) -> None:
-    path = tmp_path / "bad.yaml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as info:
-        load_profile(path)
-    message = str(info.value)
-    assert message.startswith(str(path)), message
-    for fragment in fragments:
-        assert fragment in message, message
+# Malformed generator files are in test_loadprofiles.py's MALFORMED table (one loader).
 
 
 # --------------------------------------------------------------------------- held-out set
