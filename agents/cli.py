@@ -13,9 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from k8s_gpu_rl.errors import K8sGpuRlError
-
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+from k8s_gpu_rl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, K8sGpuRlError
 
 
 def positive_int(text: str) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from k8s_gpu_rl.errors import ConfigError, K8sGpuRlError
+from k8s_gpu_rl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, K8sGpuRlError
 from k8s_gpu_rl.io import atomic_write, write_text
 
 MODEL_FILE = "model.zip"
@@ -232,9 +232,9 @@ def main(argv: list[str], prog: str = "python -m train --env jobs") -> int:
         run_dir = train(config, args.out, command, progress)
     except K8sGpuRlError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("error: interrupted before a model could be saved", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     print(f"done: {config.timesteps} timesteps; saved {run_dir / MODEL_FILE}")
-    return 0
+    return EXIT_OK

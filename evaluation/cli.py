@@ -30,7 +30,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from k8s_gpu_rl.errors import K8sGpuRlError
+from k8s_gpu_rl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, K8sGpuRlError
 
 
 def _split(values: list[str] | None, default: str) -> list[str]:
@@ -47,7 +47,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # "error: ...", exit 2, as for our own errors
         self.print_usage(sys.stderr)
         print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(EXIT_USAGE)
 
 
 def parse_args(
@@ -188,16 +188,16 @@ def main(argv: list[str] | None = None, prog: str = "python -m evaluate") -> int
             outputs = runner.run_evaluation(plan, progress=not args.no_progress)
     except K8sGpuRlError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(
             "\ninterrupted: the finished runs are in the output folder (runs/, runs.csv)",
             file=sys.stderr,
         )
-        return 130
+        return EXIT_INTERRUPTED
     report.print_summary(outputs.report)
     print(f"results: {plan.out}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from k8s_gpu_rl.baselines.jobs.bound import clairvoyant_bound
 from k8s_gpu_rl.config import suggest
 from k8s_gpu_rl.envs.jobs.env import GpuJobSchedulingEnv
 from k8s_gpu_rl.envs.jobs.sim.state import Phase
-from k8s_gpu_rl.errors import ConfigError
+from k8s_gpu_rl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, K8sGpuRlError
 from k8s_gpu_rl.evaluation.io import write_csv_atomic, write_text_atomic
 from k8s_gpu_rl.evaluation.stats import hedges_g, mean_ci, welch_test
 
@@ -310,8 +310,6 @@ def main_from_args(args: Any, command: str) -> int:
     import sys
     from datetime import datetime
 
-    from k8s_gpu_rl.errors import K8sGpuRlError
-
     try:
         names = [
             p.strip()
@@ -338,12 +336,12 @@ def main_from_args(args: Any, command: str) -> int:
         runs = run_plan(plan, progress=not args.no_progress)
     except K8sGpuRlError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     summary = summarise(runs)
     cols = ["policy", "makespan_s", "mean_jct_s", "p95_jct_s", "oom_failures", "deadlocked"]
     print(summary[cols].to_string(index=False))
     print(f"results: {plan.out}")
-    return 0
+    return EXIT_OK

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from k8s_gpu_rl.errors import EXIT_OK, EXIT_USAGE
+
 COMMANDS = {
     "train": ("k8s_gpu_rl.agents.cli", "train PPO on the simulated (or a live) cluster"),
     "evaluate": ("k8s_gpu_rl.evaluation.cli", "compare policies on identical load"),
@@ -28,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
-        return 0 if argv else 2
+        return EXIT_OK if argv else EXIT_USAGE
     if argv[0] in ("-V", "--version"):
         from k8s_gpu_rl import __version__
 
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             f"allowed: {', '.join(COMMANDS)}",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_USAGE
     module = importlib.import_module(COMMANDS[name][0])
     return module.main(rest, prog=f"k8s-gpu-rl {name}")
 

@@ -6,6 +6,10 @@ traceback: these errors describe a user's mistake (a bad value, a missing file),
 
 from __future__ import annotations
 
+# Exit statuses of every command line: done, a user's mistake (``error: ...`` on stderr, no
+# traceback), interrupted by Ctrl-C or SIGTERM (128 + SIGINT, as a shell reports it).
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+
 
 class K8sGpuRlError(Exception):
     """Base class of the package's own errors."""

@@ -20,9 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from k8s_gpu_rl.errors import K8sGpuRlError
+from k8s_gpu_rl.errors import EXIT_INTERRUPTED, EXIT_USAGE, K8sGpuRlError
 
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 SWEEPS = Path("sweeps")
 
 
