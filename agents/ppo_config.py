@@ -42,7 +42,7 @@ ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "gelu", "silu")
 NOT_IN_POLICY_KWARGS = ("observation_space", "action_space", "lr_schedule", "use_sde")
 
 
-ALGOS = ("ppo", "maskable_ppo")
+ALGOS = ("ppo", "maskable_ppo", "recurrent_ppo")
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,11 @@ class TrainingConfig:
     """VecNormalize: clip scaled rewards to plus or minus this."""
     torch_threads: int = 1
     """``torch.set_num_threads`` in the trainer and in every env worker process."""
-    algo: Literal["ppo", "maskable_ppo"] = "ppo"
+    algo: Literal["ppo", "maskable_ppo", "recurrent_ppo"] = "ppo"
     """``ppo``: stable-baselines3 PPO, invalid actions clipped by the env; ``maskable_ppo``:
-    sb3-contrib MaskablePPO, invalid actions masked (the env's ``action_masks()``)."""
+    sb3-contrib MaskablePPO, invalid actions masked (the env's ``action_masks()``);
+    ``recurrent_ppo``: sb3-contrib RecurrentPPO, an LSTM policy (``MlpLstmPolicy``;
+    ``ppo.policy_kwargs.lstm_hidden_size`` sizes it), invalid actions clipped."""
     profile: str | None = None
     """Training profile when ``--profile`` is not given (null: mixed). A generator spec
     without a seed (``random``, ``random:shape=bursts,max_users=150``) draws a new
@@ -335,13 +337,19 @@ def _check_ranges(ppo: Mapping[str, Any], where: str) -> None:
 
 
 def _check_policy_kwargs(value: Any, where: str) -> dict[str, Any]:
+    from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-    params = inspect.signature(ActorCriticPolicy.__init__).parameters
+    # Either policy's keys (the LSTM ones serve training.algo recurrent_ppo; PPO names any
+    # it does not take when the model is built).
+    params = {
+        **inspect.signature(ActorCriticPolicy.__init__).parameters,
+        **inspect.signature(RecurrentActorCriticPolicy.__init__).parameters,
+    }
     allowed = sorted(k for k in params if k not in ("self", *NOT_IN_POLICY_KWARGS))
     for key, item in value.items():
         if key not in allowed:

@@ -70,20 +70,30 @@ def run(plan: TrainPlan) -> TrainOutcome:
 
 
 def algo_class(algo: str) -> type[PPO]:
-    """The SB3 class of ``training.algo`` (MaskablePPO from sb3-contrib)."""
+    """The SB3 class of ``training.algo`` (MaskablePPO and RecurrentPPO from sb3-contrib)."""
     if algo == "maskable_ppo":
         from sb3_contrib import MaskablePPO
 
         return MaskablePPO  # type: ignore[return-value]
+    if algo == "recurrent_ppo":
+        from sb3_contrib import RecurrentPPO
+
+        return RecurrentPPO  # type: ignore[return-value]
     return PPO
+
+
+def policy_name(algo: str) -> str:
+    """The SB3 policy of ``training.algo``: an LSTM one for RecurrentPPO."""
+    return "MlpLstmPolicy" if algo == "recurrent_ppo" else "MlpPolicy"
 
 
 def _model(plan: TrainPlan, env: VecNormalize) -> tuple[PPO, int]:
     kwargs = ppo_kwargs(plan.config.ppo)
-    cls = algo_class(plan.config.training.algo)
+    algo = plan.config.training.algo
+    cls = algo_class(algo)
     if plan.resume is None:
         try:
-            return cls("MlpPolicy", env, seed=plan.seed, **kwargs), plan.seed
+            return cls(policy_name(algo), env, seed=plan.seed, **kwargs), plan.seed
         except (TypeError, ValueError, AssertionError) as exc:
             raise ConfigError(f"ppo: {exc}") from None
     model = _load(plan.resume.model, env, kwargs, cls)
@@ -132,8 +142,8 @@ def _start(
     write_yaml(run_dir / "args.yml", plan.args_record())
     write_text_atomic(run_dir / "command.txt", command + "\n")
     manifest = {
-        "algo": "MaskablePPO" if config.training.algo == "maskable_ppo" else "PPO",
-        "policy": "MlpPolicy",
+        "algo": algo_class(config.training.algo).__name__,
+        "policy": policy_name(config.training.algo),
         "env_id": envs.ENV_ID,
         "profile": plan.profile,
         "backend": plan.backend,

@@ -278,3 +278,52 @@ def test_a_masked_run_trains_loads_and_predicts_only_valid_actions(tmp_path: Pat
         action, _ = policy.predict(obs)
         assert mask[int(action[0])] and mask[5 + int(action[1])]
         obs, *_ = env.step(action)
+
+
+# --------------------------------------------------------------------------- a recurrent run
+
+
+def test_a_recurrent_run_trains_loads_and_carries_its_lstm_state(tmp_path: Path) -> None:
+    import json
+
+    import yaml
+
+    from k8s_gpu_rl.agents.cli import main
+    from k8s_gpu_rl.agents.policy import PPOPolicy
+    from k8s_gpu_rl.evaluation.rollout import run_episode
+
+    config = tmp_path / "recurrent.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "ppo": {"n_steps": 64, "batch_size": 32, "policy_kwargs": {"lstm_hidden_size": 8}},
+                "training": {"algo": "recurrent_ppo", "checkpoint_every": 0},
+            }
+        )
+    )
+    argv = ["--config", str(config), "--timesteps", "64", "--n-envs", "1", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    (run,) = tmp_path.glob("ppo-mixed-0-*")
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert (manifest["algo"], manifest["policy"]) == ("RecurrentPPO", "MlpLstmPolicy")
+    policy = PPOPolicy.load(run)
+    assert type(policy.model).__name__ == "RecurrentPPO" and not policy.masked
+    env = K8sGpuEnv(profile="low")
+    obs, _ = env.reset(seed=0)
+    action, state = policy.predict(obs, state=None, episode_start=np.ones((1,), dtype=bool))
+    assert env.action_space.contains(np.asarray(action))
+    hidden, cell = state  # (LSTM layers, envs, units): the 8 units asked for, one layer
+    assert hidden.shape == cell.shape == (1, 1, 8) and np.abs(hidden).sum() > 0
+    episode = run_episode(env, policy, seed=3)  # evaluate's rollout, state passed along
+    assert len(episode.timeseries) == env.max_steps and episode.kpis["vgpu_hours"] > 0
+
+
+def test_lstm_keys_are_accepted_and_unknown_policy_keys_named() -> None:
+    from k8s_gpu_rl.agents.ppo_config import build_run_config, load_defaults, merge_config
+
+    ok = {"ppo": {"policy_kwargs": {"lstm_hidden_size": 32, "n_lstm_layers": 2}}}
+    config = build_run_config(merge_config(load_defaults(), ok, "x.yaml"), "x.yaml")
+    assert config.ppo["policy_kwargs"]["lstm_hidden_size"] == 32
+    bad = {"ppo": {"policy_kwargs": {"lstm_hiden_size": 32}}}
+    with pytest.raises(ConfigError, match="did you mean 'lstm_hidden_size'"):
+        build_run_config(merge_config(load_defaults(), bad, "x.yaml"), "x.yaml")
