@@ -113,3 +113,61 @@ def test_a_job_that_cannot_be_scheduled_is_requeued_and_runs_elsewhere(tmp_path)
             wait_until(lambda: sub.attempts["pending"].state == "succeeded", timeout=10)
         finally:
             sub.stop()
+
+
+# --------------------------------------------------------------------------- Prometheus read
+
+
+@pytest.mark.timeout(90)
+def test_metrics_reads_each_clusters_hami_series_from_a_real_prometheus(tmp_path) -> None:
+    """A real Prometheus scrapes HAMi's metric names (device plugin and scheduler, FACTS:
+    v2.9+ names and labels); the submitter reads them per cluster, labels intact."""
+    from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+    from k8s_gpu_rl.envs.backends.local.procs import ProcessGroup, free_port
+    from k8s_gpu_rl.envs.backends.local.promserver import PrometheusServer
+
+    registry = CollectorRegistry()
+    device = ["node", "device_uuid"]
+    used = Gauge("hami_host_gpu_memory_used_bytes", "", device, registry=registry)
+    used.labels("a-node1", "GPU-0").set(3 * 2**30)
+    used.labels("a-node1", "GPU-1").set(2**30)
+    limit = Gauge(
+        "hami_vgpu_memory_limit_bytes", "", [*device, "namespace", "pod", "container"],
+        registry=registry,
+    )  # fmt: skip
+    limit.labels("a-node1", "GPU-0", "default", "train-7", "main").set(9000 * 2**20)
+    Gauge("hami_gpu_core_allocated_ratio", "", device, registry=registry).labels(
+        "a-node1", "GPU-0"
+    ).set(0.5)
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    group = ProcessGroup(prefix="k8sgpurl-test-")
+    a = FakeKubeApi(pod_fate=lambda pod: PodFate(node_name="a-node1", run_s=0.1))
+    try:
+        prom = PrometheusServer(group, free_port(), scrape_interval_s=0.5)
+        prom.set_targets("hami", [(f"127.0.0.1:{port}", {})])
+        prom.wait_for_samples("hami_gpu_core_allocated_ratio", timeout_s=30)
+        with a:
+            kubeconfig = write_multi_kubeconfig(tmp_path / "kubeconfig", {"ctx-a": a})
+            sub = LiveSubmitter(
+                str(kubeconfig), {"site-a": "ctx-a"}, prometheus={"site-a": prom.url}
+            )
+            got = sub.metrics("site-a")
+            with pytest.raises(SubmitError, match="no Prometheus URL for cluster 'site-b'"):
+                sub.metrics("site-b")
+    finally:
+        group.close(grace_s=5)
+        server.shutdown()
+        thread.join(5)
+    memory = {s["device_uuid"]: v for s, v in got["hami_host_gpu_memory_used_bytes"]}
+    assert memory == {"GPU-0": 3 * 2**30, "GPU-1": 2**30}
+    ((series, value),) = got["hami_vgpu_memory_limit_bytes"]
+    assert value == 9000 * 2**20
+    assert (series["namespace"], series["pod"], series["container"]) == (
+        "default",
+        "train-7",
+        "main",
+    )
+    ((series, value),) = got["hami_gpu_core_allocated_ratio"]
+    assert value == 0.5 and series["node"] == "a-node1" and series["job"] == "hami"
