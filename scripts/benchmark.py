@@ -118,9 +118,11 @@ class Tree:
 
     def __init__(self, label: str, path: Path, cache: Path | None = None):
         self.label, self.path, self.cache = label, path, cache
-        has_package = (path / "k8s_gpu_rl" / "__init__.py").is_file()
-        # Before the packaging issue the env was the top-level package ``envs``.
-        self.module = "k8s_gpu_rl.envs.k8s_gpu_env" if has_package else "envs.k8s_gpu_env"
+        # Before the packaging issue the env was the top-level package ``envs`` (importing
+        # its own siblings by their bare names); since then ``envs/`` is k8s_gpu_rl.envs.
+        source = (path / "envs" / "k8s_gpu_env.py").read_text(encoding="utf-8")
+        packaged = "from k8s_gpu_rl.envs" in source
+        self.module = "k8s_gpu_rl.envs.k8s_gpu_env" if packaged else "envs.k8s_gpu_env"
 
     def probe(self, **params) -> dict[str, float]:
         env = dict(os.environ, PYTHONPATH=str(self.path), PYTHONHASHSEED="0")

@@ -67,10 +67,19 @@ def test_bad_counts_are_usage_errors():
 
 
 def test_a_tree_whose_import_resolves_elsewhere_is_refused(tmp_path):
-    # An empty tree: k8s_gpu_rl then resolves to this checkout (installed or on the path),
-    # which must not be reported as the other tree's figures.
+    # A tree of the packaged layout without the package: k8s_gpu_rl.envs then resolves to
+    # this checkout (installed or on the path), which must not pass for the other tree.
     bench = load_script()
-    tree = bench.Tree("empty", tmp_path)
-    tree.module = "k8s_gpu_rl.envs.k8s_gpu_env"
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "k8s_gpu_env.py").write_text("from k8s_gpu_rl.envs.config import X\n")
+    tree = bench.Tree("hollow", tmp_path)
+    assert tree.module == "k8s_gpu_rl.envs.k8s_gpu_env"
     with pytest.raises(bench.BenchmarkError, match="was imported from"):
         tree.probe(what="rss", profile="low")
+
+
+def test_the_layout_before_packaging_imports_the_bare_envs_package(tmp_path):
+    bench = load_script()
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "k8s_gpu_env.py").write_text("from envs.config import EnvConfig\n")
+    assert bench.Tree("old", tmp_path).module == "envs.k8s_gpu_env"
