@@ -64,10 +64,32 @@ def test_cost_at_matched_qos_against_hand_computed_fronts(cost, violations, refe
     assert row["cost_at_matched_qos"] == pytest.approx(ratio)
 
 
+@pytest.mark.parametrize(
+    ("violations", "mixture"),
+    [
+        # BASELINES' lower hull: a1 (0, 1.0), a2 (0.1 %, 0.5), b1 (0.2 %, 0.4), a3 (1 %, 0.3)
+        (0.0015, 0.5 * 0.5 + 0.5 * 0.4),  # a2 and b1 half each: the staircase says 0.5
+        (0.0005, 0.5 * 1.0 + 0.5 * 0.5),  # a1 and a2 half each
+        (0.006, 0.5 * 0.4 + 0.5 * 0.3),  # b1 and a3: (1 % - 0.6 %) / (1 % - 0.2 %) = 0.5 of b1
+        (0.002, 0.4),  # exactly b1: no mixture is cheaper there
+        (0.05, 0.3),  # past every point: the cheapest point itself
+    ],
+)
+def test_mixtures_of_two_baseline_points_against_the_hand_computed_hull(violations, mixture):
+    policy = _points([("ppo", "m", 0.3, violations)])
+    row = pareto.cost_at_matched_qos(policy, BASELINES).iloc[0]
+    assert row["reference_vgpu_hours_mixture"] == pytest.approx(mixture)
+    assert row["cost_at_matched_qos_mixture"] == pytest.approx(0.3 / mixture)
+    assert (
+        row["cost_at_matched_qos_mixture"] >= row["cost_at_matched_qos"]
+    )  # a mixture is never dearer
+
+
 def test_cost_at_matched_qos_is_undefined_when_no_baseline_is_as_good() -> None:
     baselines = _points([("static-calibrated", "b", 0.4, 0.001)])
     table = pareto.cost_at_matched_qos(_points([("oracle", "", 0.1, 0.0)]), baselines)
     assert math.isnan(table.iloc[0]["cost_at_matched_qos"])
+    assert math.isnan(table.iloc[0]["cost_at_matched_qos_mixture"])
     assert table.iloc[0]["reference_family"] is None
 
 
