@@ -105,7 +105,15 @@ FAMILY_COLORS = {
     "hpa-tuned": "tab:purple",
 }
 POLICY_MARKERS = {"oracle": ("X", "black"), "hpa": ("s", "dimgray"), "static": ("D", "gray")}
-"""Named policies drawn on the Pareto plot (PPO models: red triangles)."""
+"""Named policies drawn on the Pareto plot (PPO models: :data:`MODEL_MARKERS`)."""
+MODEL_MARKERS = [
+    ("^", "red"),
+    ("v", "darkred"),
+    ("<", "magenta"),
+    (">", "purple"),
+    ("P", "crimson"),
+]
+"""PPO models (any other named policy), one style each, in order; repeated past five."""
 
 
 def plot_pareto(points: pd.DataFrame, profile: str, qos_budget: float, path: Path) -> None:
@@ -160,10 +168,17 @@ def plot_pareto(points: pd.DataFrame, profile: str, qos_budget: float, path: Pat
 
 
 def _named_policies(ax: plt.Axes, policies: pd.DataFrame) -> None:
+    named = {**POLICY_MARKERS, **FAMILY_COLORS}
+    models = [f for f in dict.fromkeys(policies["family"]) if f not in named]
     for r in policies.itertuples(index=False):
         if r.family in FAMILY_COLORS:
             continue  # the calibrated choices are the stars
-        marker, color = POLICY_MARKERS.get(r.family, ("^", "red"))
+        style = (
+            MODEL_MARKERS[models.index(r.family) % len(MODEL_MARKERS)]
+            if r.family in models
+            else None
+        )
+        marker, color = POLICY_MARKERS.get(r.family, style)
         x, y = r.qos_violation_rate * 100.0, r.vgpu_hours
         xerr = [
             [x - r.qos_violation_rate_ci_low * 100.0],
