@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from k8s_gpu_rl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, K8sGpuRlError
+from k8s_gpu_rl.errors import EXIT_INTERRUPTED, EXIT_OK, run_command
 
 
 def positive_int(text: str) -> int:
@@ -124,28 +124,25 @@ def main(argv: list[str] | None = None, prog: str = "python -m train") -> int:
         argv=tuple(argv),
         prog=prog,
     )
-    try:
+
+    def work() -> int:
         plan = plan_run(request, stdout_is_tty=sys.stdout.isatty())
         from k8s_gpu_rl.agents.trainer import run
 
         outcome = run(plan)
-    except K8sGpuRlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("error: interrupted before a model could be saved", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    model = outcome.run_dir / "model.zip"
-    if outcome.status == "interrupted":
-        print(
-            f"interrupted after {outcome.timesteps} timesteps; saved {model} and "
-            f"{outcome.run_dir / 'vecnormalize.pkl'}\n"
-            f"resume with: {prog} --resume {outcome.run_dir}",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
-    print(f"done: {outcome.timesteps} timesteps; saved {model}")
-    return EXIT_OK
+        model = outcome.run_dir / "model.zip"
+        if outcome.status == "interrupted":
+            print(
+                f"interrupted after {outcome.timesteps} timesteps; saved {model} and "
+                f"{outcome.run_dir / 'vecnormalize.pkl'}\n"
+                f"resume with: {prog} --resume {outcome.run_dir}",
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED
+        print(f"done: {outcome.timesteps} timesteps; saved {model}")
+        return EXIT_OK
+
+    return run_command(work, "error: interrupted before a model could be saved")
 
 
 if __name__ == "__main__":

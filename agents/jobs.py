@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from k8s_gpu_rl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, K8sGpuRlError
+from k8s_gpu_rl.errors import EXIT_OK, ConfigError, run_command
 from k8s_gpu_rl.io import atomic_write, write_text
 
 MODEL_FILE = "model.zip"
@@ -218,7 +218,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 def main(argv: list[str], prog: str = "python -m train --env jobs") -> int:
     args = build_parser(prog).parse_args(argv)
     command = shlex.join([*shlex.split(prog), *argv])
-    try:
+
+    def work() -> int:
         config = JobTrainConfig(
             queue=args.queue, world=args.world, timesteps=args.timesteps, seed=args.seed
         )
@@ -230,11 +231,7 @@ def main(argv: list[str], prog: str = "python -m train --env jobs") -> int:
             queue_path(config.queue)
         progress = sys.stdout.isatty() if args.progress is None else args.progress
         run_dir = train(config, args.out, command, progress)
-    except K8sGpuRlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("error: interrupted before a model could be saved", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    print(f"done: {config.timesteps} timesteps; saved {run_dir / MODEL_FILE}")
-    return EXIT_OK
+        print(f"done: {config.timesteps} timesteps; saved {run_dir / MODEL_FILE}")
+        return EXIT_OK
+
+    return run_command(work, "error: interrupted before a model could be saved")

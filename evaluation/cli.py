@@ -30,7 +30,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from k8s_gpu_rl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, K8sGpuRlError
+from k8s_gpu_rl.errors import EXIT_OK, EXIT_USAGE, run_command
 
 
 def _split(values: list[str] | None, default: str) -> list[str]:
@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m evaluate") -> int
         from k8s_gpu_rl.evaluation.jobs import main_from_args
 
         return main_from_args(args, command)
-    try:
+
+    def work() -> int:
         from k8s_gpu_rl.evaluation import report, runner
 
         if args.pareto:
@@ -186,18 +187,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m evaluate") -> int
             )
         else:
             outputs = runner.run_evaluation(plan, progress=not args.no_progress)
-    except K8sGpuRlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(
-            "\ninterrupted: the finished runs are in the output folder (runs/, runs.csv)",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
-    report.print_summary(outputs.report)
-    print(f"results: {plan.out}")
-    return EXIT_OK
+        report.print_summary(outputs.report)
+        print(f"results: {plan.out}")
+        return EXIT_OK
+
+    return run_command(
+        work, "\ninterrupted: the finished runs are in the output folder (runs/, runs.csv)"
+    )
 
 
 if __name__ == "__main__":

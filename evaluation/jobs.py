@@ -34,7 +34,7 @@ from k8s_gpu_rl.baselines.jobs.bound import clairvoyant_bound
 from k8s_gpu_rl.config import suggest
 from k8s_gpu_rl.envs.jobs.env import GpuJobSchedulingEnv
 from k8s_gpu_rl.envs.jobs.sim.state import Phase
-from k8s_gpu_rl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, K8sGpuRlError
+from k8s_gpu_rl.errors import EXIT_OK, ConfigError, run_command
 from k8s_gpu_rl.evaluation.io import write_csv_atomic, write_text_atomic
 from k8s_gpu_rl.evaluation.stats import hedges_g, mean_ci, welch_test
 
@@ -307,10 +307,9 @@ DEFAULT_POLICIES = BASELINES
 
 def main_from_args(args: Any, command: str) -> int:
     """``python -m evaluate --env jobs ...`` (the parsed options of :mod:`evaluation.cli`)."""
-    import sys
     from datetime import datetime
 
-    try:
+    def work() -> int:
         names = [
             p.strip()
             for item in (args.policy or [",".join(DEFAULT_POLICIES)])
@@ -334,14 +333,10 @@ def main_from_args(args: Any, command: str) -> int:
 
         queue_path(plan.queue)  # a bad name fails before any run
         runs = run_plan(plan, progress=not args.no_progress)
-    except K8sGpuRlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    summary = summarise(runs)
-    cols = ["policy", "makespan_s", "mean_jct_s", "p95_jct_s", "oom_failures", "deadlocked"]
-    print(summary[cols].to_string(index=False))
-    print(f"results: {plan.out}")
-    return EXIT_OK
+        summary = summarise(runs)
+        cols = ["policy", "makespan_s", "mean_jct_s", "p95_jct_s", "oom_failures", "deadlocked"]
+        print(summary[cols].to_string(index=False))
+        print(f"results: {plan.out}")
+        return EXIT_OK
+
+    return run_command(work, "\ninterrupted")

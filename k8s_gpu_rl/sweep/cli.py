@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from k8s_gpu_rl.errors import EXIT_INTERRUPTED, EXIT_USAGE, K8sGpuRlError
+from k8s_gpu_rl.errors import EXIT_USAGE, K8sGpuRlError, run_command
 
 SWEEPS = Path("sweeps")
 
@@ -130,14 +130,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m sweep") -> int:
     """Run the command line; ``prog`` is how the user called it."""
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(prog).parse_args(argv)
-    try:
-        return _dispatch(args)
-    except K8sGpuRlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("error: interrupted; `run` again with the same --out to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_command(
+        lambda: _dispatch(args), "error: interrupted; `run` again with the same --out to resume"
+    )
 
 
 if __name__ == "__main__":
